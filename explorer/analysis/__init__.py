@@ -1,0 +1,1 @@
+"""Analyses over the PrototypeModel contract: pure functions returning plain data."""

@@ -1,0 +1,120 @@
+"""The command line: ``python -m explorer train|predict|models``.
+
+Every command prints JSON on stdout (progress on stderr); a bad input ends with a one-line message on
+stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from explorer.errors import ExplorerError
+
+EXIT_BAD_INPUT = 2
+
+
+def _train(args: argparse.Namespace) -> int:
+    from explorer.train.config import PRESETS, TrainConfig
+    from explorer.train.trainer import train
+
+    if args.preset:
+        config = PRESETS[args.preset]
+    else:
+        if not args.data:
+            raise ExplorerError(
+                "give --preset NAME or --data IMAGEFOLDER (with train/ and test/ inside)"
+            )
+        size = args.input_size or 224
+        config = TrainConfig(
+            model_id=args.model_id or Path(args.data).name,
+            dataset=str(args.data),
+            backbone=args.backbone,
+            pretrained=args.backbone == "efficientnet_lite0",
+            input_size=(size, size),
+            channels=3,
+            mean=(0.5, 0.5, 0.5),
+            std=(0.5, 0.5, 0.5),
+        )
+    config = config.with_overrides(
+        seed=args.seed,
+        warm_epochs=args.warm_epochs,
+        joint_epochs=args.joint_epochs,
+        last_epochs=args.last_epochs,
+        prototypes_per_class=args.prototypes_per_class,
+    )
+    out = Path(args.out or Path("weights") / config.model_id)
+    spec = train(config, out)
+    print(json.dumps({"model": str(out), "accuracy": spec.accuracy}, indent=2))
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from explorer.api import Explorer
+
+    explorer = Explorer()
+    prediction = explorer.predict(args.image, model_id=args.model, top_k=args.top_k)
+    print(json.dumps(prediction.to_dict(), indent=2))
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from explorer.api import Explorer
+
+    print(json.dumps([info.to_dict() for info in Explorer().models()], indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m explorer", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser(
+        "train", help="train a ProtoPNet (a shipped preset or your ImageFolder)"
+    )
+    train.add_argument("--preset", choices=["fashion_mnist", "synthetic", "elpv"])
+    train.add_argument("--data", help="ImageFolder root with train/<class>/ and test/<class>/")
+    train.add_argument(
+        "--backbone", default="efficientnet_lite0", choices=["efficientnet_lite0", "small_cnn"]
+    )
+    train.add_argument("--input-size", type=int, help="square input size for --data (default 224)")
+    train.add_argument(
+        "--model-id", help="name of the model folder (default: the data folder's name)"
+    )
+    train.add_argument("--out", help="output folder (default weights/<model id>)")
+    train.add_argument("--seed", type=int)
+    train.add_argument("--warm-epochs", type=int)
+    train.add_argument("--joint-epochs", type=int)
+    train.add_argument("--last-epochs", type=int)
+    train.add_argument("--prototypes-per-class", type=int)
+    train.set_defaults(run=_train)
+
+    predict = commands.add_parser(
+        "predict", help="classify an image and list its top prototypes (JSON)"
+    )
+    predict.add_argument("image", help="path to an image file")
+    predict.add_argument("--model", help="model id or model folder (default: the default model)")
+    predict.add_argument("--top-k", type=int, default=10)
+    predict.set_defaults(run=_predict)
+
+    models = commands.add_parser("models", help="list the available models (JSON)")
+    models.set_defaults(run=_models)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose or args.command == "train" else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.run(args)
+    except ExplorerError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT

@@ -1,0 +1,43 @@
+"""The in-memory image set every dataset loader returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """A split of a dataset, held in memory as uint8 arrays.
+
+    Attributes:
+        images: ``[N, H, W]`` (grey) or ``[N, H, W, 3]`` (RGB) uint8 array.
+        labels: ``[N]`` int64 class indices.
+        class_names: one name per class index.
+        name: dataset name (``fashion_mnist``, ``elpv``, ``synthetic``, or a folder name).
+        split: ``train`` or ``test``.
+        extras: optional per-image ground truth (e.g. keypoints of the synthetic set).
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    class_names: tuple[str, ...]
+    name: str
+    split: str
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, indices: np.ndarray) -> ImageSet:
+        """Returns the images at ``indices`` (extras sliced alike)."""
+        idx = np.asarray(indices)
+        return ImageSet(
+            images=self.images[idx],
+            labels=self.labels[idx],
+            class_names=self.class_names,
+            name=self.name,
+            split=self.split,
+            extras={k: v[idx] for k, v in self.extras.items()},
+        )

@@ -1,0 +1,42 @@
+"""A user's own data as an ImageFolder: ``ROOT/train/<class>/*.png`` and ``ROOT/test/<class>/*.png``.
+
+Class names are the sub-folder names, sorted (as torchvision's ``ImageFolder``). Every image is read with
+:func:`explorer.images.load_image` (EXIF orientation, transparency, 16-bit handled) and resized to
+``size`` so the split fits in memory as one array.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes
+
+from explorer.data.base import ImageSet
+from explorer.errors import ExplorerError
+from explorer.images import load_image
+
+
+def load_image_folder(root: str | Path, split: str, size: int = 224) -> ImageSet:
+    """Loads ``root/split`` as RGB uint8 images of ``size`` x ``size``."""
+    folder = Path(root) / split
+    if not folder.is_dir():
+        raise ExplorerError(f"{folder} is not a folder: expected {root}/{split}/<class>/<images>")
+    class_names, _ = find_classes(str(folder))
+    images, labels = [], []
+    for label, name in enumerate(class_names):
+        for path in sorted((folder / name).rglob("*")):
+            if path.suffix.lower() in IMG_EXTENSIONS and path.is_file():
+                rgb = load_image(path)
+                images.append(cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA))
+                labels.append(label)
+    if not images:
+        raise ExplorerError(f"no images found under {folder}")
+    return ImageSet(
+        images=np.stack(images),
+        labels=np.asarray(labels, dtype=np.int64),
+        class_names=tuple(class_names),
+        name=Path(root).name,
+        split=split,
+    )

@@ -1,0 +1,1 @@
+"""Prototype models: the protocol, ProtoPNet, backbones and checkpoint I/O."""

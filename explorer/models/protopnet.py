@@ -1,0 +1,145 @@
+"""ProtoPNet (Chen et al., 2019) with the original forward math.
+
+backbone → add-on (1x1 conv, ReLU, 1x1 conv, Sigmoid) → prototype layer → bias-free last layer.
+
+* distance per cell: ``d = relu(‖z‖² − 2 z·p + ‖p‖²)`` (squared L2 by expansion, ReLU clamps rounding);
+* similarity: ``s = log((d + 1) / (d + 1e-4))``, so ``s(0) = log(1e4)``;
+* prototype score: the similarity at the nearest cell (min distance over cells);
+* ``logits = scores @ W.T``; contribution of prototype ``j`` to class ``c`` is ``W[c, j] · s_j``.
+
+Ours, documented: the prototype layer computes in float64 and returns float32. The math is unchanged; the
+expansion in float32 loses ~1e-5 to cancellation, which near ``d = 0`` moves ``s`` by ~0.05 (``ds/dd ≈ −1e4``),
+so a pushed prototype would not score ``log(1e4)`` on its own source patch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from explorer.models.backbones import SplitBackbone, build_backbone
+from explorer.models.preprocess import preprocess
+from explorer.spec import ModelSpec
+from explorer.types import ModelOutput
+
+EPSILON = 1e-4
+OWN_CLASS_WEIGHT = 1.0
+OTHER_CLASS_WEIGHT = -0.5
+
+
+def similarity_from_distance(distances: torch.Tensor) -> torch.Tensor:
+    """ProtoPNet's log activation ``log((d + 1) / (d + 1e-4))``."""
+    return torch.log((distances + 1) / (distances + EPSILON))
+
+
+def squared_distances(features: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
+    """Squared L2 distance of every prototype to every feature cell, by expansion, in float64.
+
+    Args:
+        features: ``[B, D, h, w]`` add-on output.
+        prototypes: ``[P, D]``.
+
+    Returns:
+        float64 ``[B, P, h, w]``, clamped at zero.
+    """
+    z = features.double()
+    p = prototypes.double()
+    z_sq = (z * z).sum(dim=1, keepdim=True)  # [B, 1, h, w]
+    z_dot_p = torch.einsum("bdhw,pd->bphw", z, p)  # [B, P, h, w]
+    p_sq = (p * p).sum(dim=1).view(1, -1, 1, 1)  # [1, P, 1, 1]
+    return torch.relu(z_sq - 2 * z_dot_p + p_sq)
+
+
+def class_identity(num_classes: int, per_class: int) -> torch.Tensor:
+    """``[P, C]`` one-hot, prototypes ordered class by class (``j // m`` is the class of ``j``)."""
+    classes = torch.arange(num_classes * per_class) // per_class
+    return nn.functional.one_hot(classes, num_classes).float()
+
+
+class ProtoPNet(nn.Module):
+    """A ProtoPNet built from a :class:`ModelSpec`; satisfies :class:`PrototypeModel`."""
+
+    def __init__(self, spec: ModelSpec, pretrained_backbone: bool = False) -> None:
+        super().__init__()
+        self.spec = spec
+        arch = spec.architecture
+        self.features: SplitBackbone = build_backbone(
+            arch.backbone, spec.channels, arch.backbone_options, pretrained=pretrained_backbone
+        )
+        dim = arch.prototype_dim
+        self.add_on = nn.Sequential(
+            nn.Conv2d(self.features.out_channels, dim, kernel_size=1),
+            nn.ReLU(),
+            nn.Conv2d(dim, dim, kernel_size=1),
+            nn.Sigmoid(),
+        )
+        num_prototypes = spec.num_prototypes
+        self.prototype_vectors = nn.Parameter(torch.rand(num_prototypes, dim, 1, 1))
+        self.register_buffer(
+            "_class_identity", class_identity(spec.num_classes, arch.prototypes_per_class)
+        )
+        self.last_layer = nn.Linear(num_prototypes, spec.num_classes, bias=False)
+        self._initialise()
+
+    def _initialise(self) -> None:
+        for module in self.add_on.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(module.bias)
+        self.reset_last_layer()
+
+    def reset_last_layer(self) -> None:
+        """ProtoPNet's initialisation: +1 to the own class, −0.5 to every other class."""
+        own = self._class_identity.t()  # [C, P]
+        with torch.no_grad():
+            self.last_layer.weight.copy_(OWN_CLASS_WEIGHT * own + OTHER_CLASS_WEIGHT * (1 - own))
+
+    # --- the PrototypeModel contract -------------------------------------------------------------
+    @property
+    def prototype_class_identity(self) -> torch.Tensor:
+        return self._class_identity
+
+    @property
+    def prototype_classes(self) -> np.ndarray:
+        """``[P]`` the class index of every prototype."""
+        return self._class_identity.argmax(dim=1).cpu().numpy()
+
+    @property
+    def last_layer_weight(self) -> torch.Tensor:
+        return self.last_layer.weight
+
+    @property
+    def feature_layer(self) -> nn.Module:
+        return self.features
+
+    def preprocess(self, images: Sequence[np.ndarray] | np.ndarray) -> torch.Tensor:
+        return preprocess(images, self.spec)
+
+    # --- forward ---------------------------------------------------------------------------------
+    def conv_features(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, D, h, w]`` the add-on output the prototypes are compared with."""
+        return self.add_on(self.features(x))
+
+    def head(self, features: torch.Tensor) -> ModelOutput:
+        """Prototype layer and last layer on add-on features ``[B, D, h, w]``."""
+        prototypes = self.prototype_vectors.flatten(1)  # [P, D]
+        distance_maps = squared_distances(features, prototypes)  # [B, P, h, w] float64
+        min_distances = distance_maps.flatten(2).amin(dim=2)  # [B, P]
+        scores = similarity_from_distance(min_distances).float()
+        return ModelOutput(
+            logits=self.last_layer(scores),
+            min_distances=min_distances.float(),
+            scores=scores,
+            similarity_maps=similarity_from_distance(distance_maps).float(),
+            distance_maps=distance_maps.float(),
+        )
+
+    def forward_from_trunk(self, trunk_output: torch.Tensor) -> ModelOutput:
+        """The forward pass from a (cached) trunk output; used by training with a frozen trunk."""
+        return self.head(self.add_on(self.features.tail(trunk_output)))
+
+    def forward(self, x: torch.Tensor) -> ModelOutput:
+        return self.head(self.conv_features(x))

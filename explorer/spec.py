@@ -1,0 +1,189 @@
+"""The model specification that travels with the weights (``spec.json``), validated on load."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from explorer.errors import CheckpointError
+
+SPEC_VERSION = 1
+KNOWN_BACKBONES = ("small_cnn", "efficientnet_lite0", "identity")
+
+
+@dataclass(frozen=True)
+class ArchitectureSpec:
+    """Everything needed to rebuild the network before its weights are loaded.
+
+    Attributes:
+        backbone: registered backbone name (see :mod:`explorer.models.backbones`).
+        backbone_options: keyword arguments of the backbone builder (e.g. channel widths).
+        prototypes_per_class: ``m``; ``P = m * C`` prototypes.
+        prototype_dim: ``D``, channels of the add-on output and of each prototype.
+    """
+
+    backbone: str
+    prototypes_per_class: int
+    prototype_dim: int
+    backbone_options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A shipped or user model's description (``spec.json``).
+
+    Attributes:
+        model_id: folder name and identifier (``fashion_mnist``, ...).
+        title: human-readable name.
+        description: one paragraph for the model card.
+        architecture: see :class:`ArchitectureSpec`.
+        input_size: ``(height, width)`` the network sees.
+        channels: 1 (grey) or 3 (RGB) input channels of the network.
+        grey_input: convert images to grey before use (a 3-channel network then sees grey repeated).
+        mean: per-channel normalisation mean (after scaling to [0, 1]).
+        std: per-channel normalisation standard deviation.
+        class_names: one name per class index.
+        dataset: dataset name, split and source description.
+        training: the training configuration as run (seed included).
+        accuracy: measured test accuracies (``before_push``, ``after_push``, ``after_last_layer``, ...).
+        licence: licence of the weights / training data.
+    """
+
+    model_id: str
+    title: str
+    architecture: ArchitectureSpec
+    input_size: tuple[int, int]
+    channels: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    class_names: tuple[str, ...]
+    description: str = ""
+    grey_input: bool = False
+    dataset: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    accuracy: dict[str, float] = field(default_factory=dict)
+    licence: str = ""
+    spec_version: int = SPEC_VERSION
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def num_prototypes(self) -> int:
+        return self.num_classes * self.architecture.prototypes_per_class
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that change what the model computes (part of its content hash)."""
+        return {
+            "architecture": asdict(self.architecture),
+            "input_size": list(self.input_size),
+            "channels": self.channels,
+            "grey_input": self.grey_input,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "class_names": list(self.class_names),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["input_size"] = list(self.input_size)
+        data["mean"] = list(self.mean)
+        data["std"] = list(self.std)
+        data["class_names"] = list(self.class_names)
+        return data
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> ModelSpec:
+        """Reads and validates ``spec.json``.
+
+        Raises:
+            CheckpointError: the file is missing, not JSON, or has missing or absurd fields.
+        """
+        if not path.is_file():
+            raise CheckpointError(f"{path.parent.name}: spec.json is missing")
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise CheckpointError(
+                f"{path.parent.name}: spec.json is not valid JSON ({error})"
+            ) from None
+        return cls.from_dict(data, where=path.parent.name)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "spec") -> ModelSpec:
+        """Builds a spec from parsed JSON, checking every field the network depends on."""
+        if not isinstance(data, dict):
+            raise CheckpointError(f"{where}: spec.json must hold a JSON object")
+
+        def need(
+            mapping: dict[str, Any], key: str, kind: type | tuple[type, ...], label: str
+        ) -> Any:
+            if key not in mapping:
+                raise CheckpointError(f"{where}: spec.json lacks the field '{label}'")
+            value = mapping[key]
+            if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+                raise CheckpointError(f"{where}: spec.json field '{label}' has the wrong type")
+            return value
+
+        arch = need(data, "architecture", dict, "architecture")
+        backbone = need(arch, "backbone", str, "architecture.backbone")
+        if backbone not in KNOWN_BACKBONES:
+            raise CheckpointError(
+                f"{where}: unknown backbone '{backbone}' (known: {', '.join(KNOWN_BACKBONES)})"
+            )
+        per_class = need(arch, "prototypes_per_class", int, "architecture.prototypes_per_class")
+        dim = need(arch, "prototype_dim", int, "architecture.prototype_dim")
+        if not 1 <= per_class <= 1000 or not 1 <= dim <= 4096:
+            raise CheckpointError(f"{where}: prototypes_per_class or prototype_dim out of range")
+        options = arch.get("backbone_options", {})
+        if not isinstance(options, dict):
+            raise CheckpointError(f"{where}: architecture.backbone_options must be an object")
+
+        size = need(data, "input_size", list, "input_size")
+        if len(size) != 2 or not all(isinstance(s, int) and 8 <= s <= 2048 for s in size):
+            raise CheckpointError(f"{where}: input_size must be [height, width] between 8 and 2048")
+        channels = need(data, "channels", int, "channels")
+        if channels not in (1, 3):
+            raise CheckpointError(f"{where}: channels must be 1 or 3, not {channels}")
+        mean = need(data, "mean", list, "mean")
+        std = need(data, "std", list, "std")
+        for name, values in (("mean", mean), ("std", std)):
+            if len(values) != channels or not all(
+                isinstance(v, int | float) and math.isfinite(v) for v in values
+            ):
+                raise CheckpointError(f"{where}: {name} must hold {channels} finite numbers")
+        if any(v <= 0 for v in std):
+            raise CheckpointError(f"{where}: std must be positive")
+        names = need(data, "class_names", list, "class_names")
+        if not 2 <= len(names) <= 10_000 or not all(isinstance(n, str) and n for n in names):
+            raise CheckpointError(f"{where}: class_names must list at least two non-empty names")
+        model_id = need(data, "model_id", str, "model_id")
+        return cls(
+            model_id=model_id,
+            title=str(data.get("title", model_id)),
+            description=str(data.get("description", "")),
+            architecture=ArchitectureSpec(
+                backbone=backbone,
+                prototypes_per_class=per_class,
+                prototype_dim=dim,
+                backbone_options=options,
+            ),
+            input_size=(size[0], size[1]),
+            channels=channels,
+            grey_input=bool(data.get("grey_input", channels == 1)),
+            mean=tuple(float(v) for v in mean),
+            std=tuple(float(v) for v in std),
+            class_names=tuple(names),
+            dataset=dict(data.get("dataset", {})),
+            training=dict(data.get("training", {})),
+            accuracy={k: float(v) for k, v in dict(data.get("accuracy", {})).items()},
+            licence=str(data.get("licence", "")),
+            spec_version=int(data.get("spec_version", SPEC_VERSION)),
+        )

@@ -1,0 +1,278 @@
+"""Runs ProtoPNet's training stages for a :class:`TrainConfig` and writes a model folder."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from explorer.data import ImageSet, load_split
+from explorer.models.checkpoint import save_model
+from explorer.models.preprocess import preprocess, to_model_pixels
+from explorer.models.protopnet import ProtoPNet
+from explorer.spec import ArchitectureSpec, ModelSpec
+from explorer.train.config import TrainConfig
+from explorer.train.losses import off_class_l1, protopnet_loss
+from explorer.train.push import push_prototypes, self_activation_box
+from explorer.types import PrototypeRecord
+
+log = logging.getLogger(__name__)
+PREPROCESS_CHUNK = 256
+
+
+def spec_from_config(config: TrainConfig, class_names: tuple[str, ...]) -> ModelSpec:
+    """The model spec a run produces (accuracies are filled in after training)."""
+    return ModelSpec(
+        model_id=config.model_id,
+        title=config.title or config.model_id,
+        description=config.description,
+        architecture=ArchitectureSpec(
+            backbone=config.backbone,
+            prototypes_per_class=config.prototypes_per_class,
+            prototype_dim=config.prototype_dim,
+            backbone_options=dict(config.backbone_options),
+        ),
+        input_size=config.input_size,
+        channels=config.channels,
+        grey_input=config.grey_input,
+        mean=config.mean,
+        std=config.std,
+        class_names=class_names,
+        licence=config.licence,
+    )
+
+
+@torch.no_grad()
+def trunk_outputs(model: ProtoPNet, images: np.ndarray, desc: str) -> torch.Tensor:
+    """Preprocesses a split and runs the frozen trunk once (the cache every stage trains on)."""
+    model.features.trunk.eval()
+    chunks = []
+    for start in tqdm(range(0, len(images), PREPROCESS_CHUNK), desc=desc, leave=False):
+        chunks.append(
+            model.features.trunk(preprocess(images[start : start + PREPROCESS_CHUNK], model.spec))
+        )
+    return torch.cat(chunks)
+
+
+def batches(
+    inputs: torch.Tensor, labels: torch.Tensor, size: int, rng: np.random.Generator | None = None
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
+    """``(inputs, labels, first_index)`` batches, shuffled when ``rng`` is given."""
+    order = rng.permutation(len(labels)) if rng is not None else np.arange(len(labels))
+    for start in range(0, len(order), size):
+        idx = torch.from_numpy(order[start : start + size])
+        yield inputs[idx], labels[idx], start
+
+
+@torch.no_grad()
+def accuracy(
+    model: ProtoPNet, inputs: torch.Tensor, labels: torch.Tensor, size: int = 256
+) -> float:
+    """Top-1 accuracy from trunk outputs."""
+    model.eval()
+    correct = 0
+    for x, y, _ in batches(inputs, labels, size):
+        correct += int((model.forward_from_trunk(x).logits.argmax(1) == y).sum())
+    return correct / len(labels)
+
+
+@torch.no_grad()
+def prototype_scores(model: ProtoPNet, inputs: torch.Tensor, size: int = 256) -> torch.Tensor:
+    """``[N, P]`` prototype scores from trunk outputs."""
+    model.eval()
+    return torch.cat(
+        [
+            model.forward_from_trunk(x).scores
+            for x, _, _ in batches(inputs, inputs[:, 0, 0, 0], size)
+        ]
+    )
+
+
+def _set_trainable(model: ProtoPNet, stage: str) -> None:
+    """warm: add-on + prototypes; joint: + backbone tail; last: last layer only. The trunk never trains."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    groups: dict[str, list[nn.Parameter]] = {
+        "warm": [*model.add_on.parameters(), model.prototype_vectors],
+        "joint": [
+            *model.features.tail.parameters(),
+            *model.add_on.parameters(),
+            model.prototype_vectors,
+        ],
+        "last": [model.last_layer.weight],
+    }
+    for p in groups[stage]:
+        p.requires_grad_(True)
+
+
+def _run_epochs(
+    model: ProtoPNet,
+    config: TrainConfig,
+    stage: str,
+    optimizer: torch.optim.Optimizer,
+    epochs: int,
+    data: tuple[torch.Tensor, torch.Tensor],
+    rng: np.random.Generator,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+) -> None:
+    inputs, labels = data
+    flip = config.hflip and isinstance(model.features.trunk, nn.Identity)
+    for epoch in range(epochs):
+        model.train()
+        model.features.trunk.eval()
+        total, seen = 0.0, 0
+        progress = tqdm(
+            batches(inputs, labels, config.batch_size, rng),
+            total=-(-len(labels) // config.batch_size),
+            desc=f"{stage} {epoch + 1}/{epochs}",
+            leave=False,
+        )
+        for x, y, _ in progress:
+            if flip:
+                mask = torch.from_numpy(rng.random(len(y)) < 0.5)
+                x = torch.where(mask[:, None, None, None], x.flip(-1), x)
+            loss = protopnet_loss(model, model.forward_from_trunk(x), y, config.loss)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(y)
+            seen += len(y)
+            progress.set_postfix(loss=f"{total / seen:.3f}")
+        if scheduler is not None:
+            scheduler.step()
+        log.info("%s epoch %d/%d: loss %.4f", stage, epoch + 1, epochs, total / seen)
+
+
+def _train_last_layer(
+    model: ProtoPNet,
+    config: TrainConfig,
+    scores: torch.Tensor,
+    labels: torch.Tensor,
+    rng: np.random.Generator,
+) -> None:
+    """The convex last stage: CE + L1 on the (fixed) prototype scores of the pushed model."""
+    _set_trainable(model, "last")
+    optimizer = torch.optim.Adam([model.last_layer.weight], lr=config.lr_last)
+    for _ in tqdm(range(config.last_epochs), desc="last layer", leave=False):
+        for s, y, _ in batches(scores, labels, config.batch_size, rng):
+            loss = config.loss.cross_entropy * F.cross_entropy(model.last_layer(s), y)
+            loss = loss + config.loss.l1 * off_class_l1(model)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def _examples(test: ImageSet, per_class: int) -> dict[str, np.ndarray]:
+    """The first ``per_class`` test images of every class, named ``<class>_<slug>_<k>_test<index>.png``."""
+    out: dict[str, np.ndarray] = {}
+    for c, name in enumerate(test.class_names):
+        for k, i in enumerate(np.flatnonzero(test.labels == c)[:per_class]):
+            out[f"{c:02d}_{_slug(name)}_{k}_test{i}.png"] = test.images[i]
+    return out
+
+
+def train(
+    config: TrainConfig,
+    out: Path,
+    train_set: ImageSet | None = None,
+    test_set: ImageSet | None = None,
+) -> ModelSpec:
+    """Trains a ProtoPNet and writes ``out`` (spec, weights, projection, sources, examples).
+
+    Returns:
+        The written spec, with measured accuracies and the run's configuration.
+    """
+    started = time.perf_counter()
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.threads)
+    rng = np.random.default_rng(config.seed)
+    train_set = train_set if train_set is not None else load_split(config.dataset, "train")
+    test_set = test_set if test_set is not None else load_split(config.dataset, "test")
+    spec = spec_from_config(config, train_set.class_names)
+    model = ProtoPNet(spec, pretrained_backbone=config.pretrained)
+
+    train_x = trunk_outputs(model, train_set.images, "trunk (train)")
+    test_x = trunk_outputs(model, test_set.images, "trunk (test)")
+    train_y = torch.from_numpy(train_set.labels)
+    test_y = torch.from_numpy(test_set.labels)
+    data = (train_x, train_y)
+    accuracies: dict[str, float] = {}
+
+    _set_trainable(model, "warm")
+    warm = torch.optim.Adam(
+        [{"params": model.add_on.parameters()}, {"params": [model.prototype_vectors]}],
+        lr=config.lr_warm,
+    )
+    _run_epochs(model, config, "warm", warm, config.warm_epochs, data, rng)
+    accuracies["after_warm"] = accuracy(model, test_x, test_y)
+
+    _set_trainable(model, "joint")
+    joint = torch.optim.Adam(
+        [
+            {"params": model.features.tail.parameters(), "lr": config.lr_features},
+            {"params": model.add_on.parameters(), "lr": config.lr_add_on},
+            {"params": [model.prototype_vectors], "lr": config.lr_prototypes},
+        ]
+    )
+    step = torch.optim.lr_scheduler.StepLR(joint, step_size=config.joint_lr_step, gamma=0.1)
+    _run_epochs(model, config, "joint", joint, config.joint_epochs, data, rng, step)
+    accuracies["before_push"] = accuracy(model, test_x, test_y)
+
+    pushed = push_prototypes(model, batches(train_x, train_y, 256))
+    accuracies["after_push"] = accuracy(model, test_x, test_y)
+
+    _train_last_layer(model, config, prototype_scores(model, train_x), train_y, rng)
+    accuracies["after_last_layer"] = accuracy(model, test_x, test_y)
+    accuracies["train_after_last_layer"] = accuracy(model, train_x, train_y)
+    model.eval()
+
+    records, sources = [], {}
+    for j, info in enumerate(pushed):
+        index = int(info["source_index"])
+        name = f"train{index}.png"
+        pixels = to_model_pixels(train_set.images[index], spec)
+        sources[name] = pixels
+        box, _ = self_activation_box(model, preprocess([pixels], spec), j)
+        records.append(
+            PrototypeRecord(
+                index=j,
+                class_index=int(model.prototype_classes[j]),
+                source_index=index,
+                cell=info["cell"],  # type: ignore[arg-type]
+                box=box,
+                source_file=name,
+            )
+        )
+    minutes = (time.perf_counter() - started) / 60
+    spec = ModelSpec(
+        **{
+            **spec.__dict__,
+            "dataset": {
+                "name": config.dataset,
+                "train_images": len(train_set),
+                "test_images": len(test_set),
+            },
+            "training": {
+                **config.to_dict(),
+                "minutes": round(minutes, 1),
+                "torch": torch.__version__,
+            },
+            "accuracy": {k: round(v, 4) for k, v in accuracies.items()},
+        }
+    )
+    model.spec = spec
+    save_model(model, out, records, sources, _examples(test_set, config.examples_per_class))
+    log.info("trained %s in %.1f min: %s", config.model_id, minutes, accuracies)
+    return spec

@@ -1,0 +1,51 @@
+"""``build_app(explorer)`` → ``gr.Blocks`` (not launched), and ``launch`` with safe defaults."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from explorer.api import Explorer
+from explorer.ui import offline  # noqa: F401  (sets the offline environment before gradio loads)
+from explorer.ui.tabs.predict import build_predict_tab, model_card
+
+TITLE = "Prototype explanation explorer"
+THEME = gr.themes.Soft()
+LOCALHOST = "127.0.0.1"
+
+
+def build_app(explorer: Explorer) -> gr.Blocks:
+    """The whole app for one Explorer; per-user data lives in components and ``gr.State``."""
+    ids = explorer.model_ids()
+    with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
+        gr.Markdown(
+            f"# {TITLE}\nSee which parts of an image look like which learned prototypes, "
+            "and how much each adds to every class."
+        )
+        with gr.Row():
+            model = gr.Dropdown(
+                choices=ids, value=explorer.default_model, label="Model", scale=1, interactive=True
+            )
+            card = gr.Markdown(
+                model_card(explorer, explorer.default_model) if ids else "No models found."
+            )
+        model.change(lambda m: model_card(explorer, m), model, card, api_name=False)
+        with gr.Tab("Predict"):
+            build_predict_tab(explorer, model)
+    return app
+
+
+def launch(
+    explorer: Explorer, host: str = LOCALHOST, port: int | None = None, **kwargs: object
+) -> gr.Blocks:
+    """Launches on ``host`` (loopback unless the caller says otherwise); never a public share link."""
+    app = build_app(explorer)
+    app.queue(default_concurrency_limit=2)
+    app.launch(
+        server_name=host,
+        server_port=port,
+        share=False,
+        theme=THEME,
+        footer_links=["api"],
+        **kwargs,
+    )
+    return app

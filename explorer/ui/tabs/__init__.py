@@ -1,0 +1,1 @@
+"""One builder per tab; each takes the Explorer and the shared state components."""

@@ -1,0 +1,1 @@
+"""Pictures from results: RGB arrays and plotly figures (no gradio imports)."""

@@ -1,0 +1,89 @@
+"""A real (tiny) training run: stages, push, recorded spec, reproducibility."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from explorer.data.synthetic import generate
+from explorer.models.checkpoint import ModelBundle, load_model
+from explorer.train.config import PRESETS
+from explorer.train.trainer import train
+
+LOG_1E4 = math.log(1e4)
+
+
+def tiny_config():
+    return PRESETS["synthetic"].with_overrides(
+        model_id="tiny_synthetic",
+        input_size=(32, 32),
+        prototypes_per_class=2,
+        prototype_dim=16,
+        backbone_options={"widths": [8, 16], "pools": 2},
+        warm_epochs=1,
+        joint_epochs=2,
+        last_epochs=3,
+        batch_size=32,
+        examples_per_class=1,
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    train_set = generate(16, "train", seed=0, size=32)
+    test_set = generate(8, "test", seed=1, size=32)
+    folder = tmp_path_factory.mktemp("run") / "tiny"
+    spec = train(tiny_config(), folder, train_set, test_set)
+    return folder, (train_set, test_set, spec)
+
+
+def assert_pushed(bundle: ModelBundle) -> None:
+    """Every prototype scores log(1e4) at its recorded cell of its stored source image, and that
+    source image belongs to the prototype's class."""
+    for record in bundle.projection:
+        with torch.no_grad():
+            out = bundle.model(bundle.model.preprocess([bundle.source_image(record.index)]))
+        score = out.similarity_maps[0, record.index, record.cell[0], record.cell[1]].item()
+        assert score == pytest.approx(LOG_1E4, abs=1e-3), record
+        assert out.scores[0, record.index].item() == pytest.approx(LOG_1E4, abs=1e-3)
+        assert record.class_index == bundle.model.prototype_classes[record.index]
+
+
+def test_pushed_prototypes_score_log_1e4_on_their_source(tiny_run) -> None:
+    folder, _ = tiny_run
+    assert_pushed(load_model(folder))
+
+
+def test_push_sources_are_training_images_of_the_prototypes_class(tiny_run) -> None:
+    folder, (train_set, _, _) = tiny_run
+    bundle = load_model(folder)
+    for record in bundle.projection:
+        assert train_set.labels[record.source_index] == record.class_index
+        stored = bundle.source_image(record.index)
+        np.testing.assert_array_equal(stored, train_set.images[record.source_index])
+        y0, y1, x0, x1 = record.box
+        assert 0 <= y0 < y1 <= 32 and 0 <= x0 < x1 <= 32
+
+
+def test_spec_records_config_accuracies_and_examples(tiny_run) -> None:
+    folder, (_, test_set, spec) = tiny_run
+    bundle = load_model(folder)
+    assert bundle.spec.training["seed"] == 0
+    assert bundle.spec.training["prototypes_per_class"] == 2
+    assert set(bundle.spec.accuracy) >= {"before_push", "after_push", "after_last_layer"}
+    assert all(0.0 <= v <= 1.0 for v in bundle.spec.accuracy.values())
+    assert len(bundle.examples()) == len(test_set.class_names)
+    assert bundle.spec == spec
+
+
+def test_training_is_reproducible_with_its_seed(tiny_run, tmp_path: Path) -> None:
+    folder, (train_set, test_set, _) = tiny_run
+    again = tmp_path / "again"
+    train(tiny_config(), again, train_set, test_set)
+    first, second = load_model(folder).model.state_dict(), load_model(again).model.state_dict()
+    for key in first:
+        assert torch.equal(first[key], second[key]), key
