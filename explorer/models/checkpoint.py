@@ -60,6 +60,11 @@ class ModelBundle:
         return sorted(folder.glob("*.png")) if folder.is_dir() else []
 
 
+def example_class(path: Path) -> int:
+    """The true class of a bundled example, from its name ``<class index>_<slug>_<k>_test<i>.png``."""
+    return int(path.name.split("_", 1)[0])
+
+
 def content_hash(folder: Path) -> str:
     """SHA-256 (first 16 hex digits) over the weights file and the spec's identity fields."""
     spec = ModelSpec.load(folder / SPEC_FILE)

@@ -15,6 +15,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from explorer.data import ImageSet, load_split
+from explorer.models.card import model_card_markdown
 from explorer.models.checkpoint import save_model
 from explorer.models.preprocess import preprocess, to_model_pixels
 from explorer.models.protopnet import ProtoPNet
@@ -274,5 +275,6 @@ def train(
     )
     model.spec = spec
     save_model(model, out, records, sources, _examples(test_set, config.examples_per_class))
+    (out / "README.md").write_text(model_card_markdown(spec))
     log.info("trained %s in %.1f min: %s", config.model_id, minutes, accuracies)
     return spec

@@ -9,7 +9,7 @@ import numpy as np
 
 from explorer.api import Explorer
 from explorer.errors import ExplorerError
-from explorer.models.checkpoint import read_png
+from explorer.models.checkpoint import example_class, read_png
 from explorer.types import Prediction
 from explorer.ui.components import UploadedImage
 from explorer.viz.overlays import draw_box, enlarge
@@ -77,10 +77,9 @@ def model_card(explorer: Explorer, model_id: str) -> str:
 
 
 def example_images(explorer: Explorer, model_id: str) -> list[tuple[np.ndarray, str]]:
-    return [
-        (read_png(path), path.stem.split("_test")[0])
-        for path in explorer.bundle(model_id).examples()
-    ]
+    """The model's bundled test images, captioned with their true class."""
+    bundle = explorer.bundle(model_id)
+    return [(read_png(p), bundle.spec.class_names[example_class(p)]) for p in bundle.examples()]
 
 
 def build_predict_tab(explorer: Explorer, model: gr.Dropdown) -> None:

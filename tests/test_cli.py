@@ -1,0 +1,64 @@
+"""The command line, run as a user would (a subprocess), on the shipped default model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from explorer.api import DEFAULT_MODEL, Explorer
+from tests.conftest import SHIPPED_MODELS
+from tests.corpus import bad_image_corpus
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "explorer", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def first_example(model_id: str) -> Path:
+    return Explorer().bundle(model_id).examples()[0]
+
+
+def test_predict_prints_valid_json_for_the_default_model() -> None:
+    result = run_cli("predict", str(first_example(DEFAULT_MODEL)))
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["model_id"] == DEFAULT_MODEL
+    assert data["predicted_class"] in data["probabilities"]
+    assert sum(data["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
+    assert len(data["top_prototypes"]) == 10
+    contributions = [p["contribution"] for p in data["top_prototypes"]]
+    assert contributions == sorted(contributions, reverse=True)
+
+
+def test_models_lists_every_shipped_model() -> None:
+    result = run_cli("models")
+    assert result.returncode == 0, result.stderr
+    ids = [m["model_id"] for m in json.loads(result.stdout)]
+    assert set(SHIPPED_MODELS) <= set(ids)
+    assert ids[0] == DEFAULT_MODEL
+
+
+def test_bad_inputs_get_one_clear_line_and_status_2(tmp_path: Path) -> None:
+    corpus = bad_image_corpus(tmp_path)
+    for name in ("text.png", "truncated.png", "one_pixel.png", "huge.png"):
+        path, expect = corpus[name]
+        result = run_cli("predict", str(path), "--model", "fashion_mnist")
+        assert result.returncode == 2, (name, result.stderr)
+        assert result.stderr.startswith("error: ") and expect in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+    missing = run_cli("predict", str(tmp_path / "nope.png"))
+    assert missing.returncode == 2 and "not found" in missing.stderr
+    unknown = run_cli("predict", str(first_example(DEFAULT_MODEL)), "--model", "no_such_model")
+    assert unknown.returncode == 2 and "unknown model 'no_such_model'" in unknown.stderr
