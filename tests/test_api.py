@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from explorer.api import Explorer
-from explorer.models.checkpoint import example_class
 from explorer.errors import BadImageError, UnknownModelError
+from explorer.models.checkpoint import example_class
 from tests.conftest import SHIPPED_MODELS
 from tests.corpus import bad_image_corpus
 
