@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,8 +13,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from explorer.analysis.evidence import contributions, top_contributors
-from explorer.errors import CheckpointError, UnknownModelError
+from explorer.analysis.activations import ImageActivations, image_activations
+from explorer.analysis.explanation import Explanation, explain_image
+from explorer.analysis.nearest import NearestPatches, nearest_patches
+from explorer.analysis.prototypes import PrototypeView, prototype_view
+from explorer.cache import AnalysisCache, default_cache_dir
+from explorer.data import ImageSet, load_split
+from explorer.errors import CheckpointError, ExplorerError, UnknownModelError
 from explorer.images import load_image
 from explorer.models.checkpoint import SPEC_FILE, ModelBundle, load_model
 from explorer.spec import ModelSpec
@@ -25,6 +30,7 @@ log = logging.getLogger(__name__)
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_MODEL = "elpv"
 MAX_LOADED_MODELS = 4
+SPLITS = ("train", "test")
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,7 @@ class Explorer:
         model_dirs: Sequence[str | Path] = (WEIGHTS_DIR,),
         default_model: str | None = None,
         max_loaded: int = MAX_LOADED_MODELS,
+        cache_root: Path | None = None,
     ) -> None:
         self._folders: dict[str, Path] = {}
         for root in model_dirs:
@@ -86,6 +93,8 @@ class Explorer:
         self._loaded: OrderedDict[str, ModelBundle] = OrderedDict()
         self._max_loaded = max_loaded
         self._lock = threading.Lock()
+        self._analysis_lock = threading.Lock()
+        self.cache_root = cache_root or default_cache_dir()
         if default_model and default_model not in self._folders:
             known = ", ".join(self._folders) or "none"
             raise UnknownModelError(f"unknown model '{default_model}' (available: {known})")
@@ -138,6 +147,92 @@ class Explorer:
                 self._loaded.popitem(last=False)
             return bundle
 
+    def dataset(self, model_id: str | None, split: str) -> ImageSet:
+        """The split a model was trained and tested on (needed only by data-wide analyses).
+
+        Raises:
+            ExplorerError: the data set is not installed here, with how to get it.
+        """
+        bundle = self.bundle(model_id)
+        name = bundle.spec.dataset.get("name")
+        if not name:
+            raise ExplorerError(f"{bundle.spec.model_id}: spec.json does not name its data set")
+        try:
+            return load_split(name, split)
+        except ExplorerError as error:
+            raise ExplorerError(
+                f"this analysis of '{bundle.spec.model_id}' needs its {split} split: {error}"
+            ) from None
+        except ValueError as error:
+            raise ExplorerError(f"{bundle.spec.model_id}: {error}") from None
+
+    def cache(self, model_id: str | None) -> AnalysisCache:
+        return AnalysisCache(self.bundle(model_id).content_hash, self.cache_root)
+
+    def has_nearest(self, model_id: str | None = None, split: str = "test") -> bool:
+        """Whether the nearest patches of a split are already stored (loads nothing heavy)."""
+        return self.cache(model_id).path(f"nearest_{split}").is_file()
+
+    def nearest(
+        self,
+        model_id: str | None = None,
+        split: str = "test",
+        progress: Callable[[Iterable], Iterable] = lambda it: it,
+    ) -> NearestPatches:
+        """Every prototype's nearest patches in a split: from the cache, or computed (one batched
+        pass over the split, ``progress`` wrapping its batches) and stored. The test split also keeps
+        every image's prototype scores."""
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
+        cache = self.cache(model_id)
+        name = f"nearest_{split}"
+        with self._analysis_lock:
+            arrays = cache.load(name)
+            if arrays is not None:
+                return NearestPatches.from_arrays(split, arrays)
+            data = self.dataset(model_id, split)
+            result = nearest_patches(
+                self.bundle(model_id).model,
+                data.images,
+                data.labels,
+                split,
+                keep_all_scores=split == "test",
+                progress=progress,
+            )
+            cache.save(name, result.to_arrays())
+            return result
+
+    def activations(self, rgb: np.ndarray, model_id: str | None = None) -> ImageActivations:
+        """Every prototype's activation on one RGB uint8 image (see :func:`load_image`)."""
+        bundle = self.bundle(model_id)
+        model = bundle.model
+        with torch.inference_mode():
+            output = model(model.preprocess([rgb]))
+        return image_activations(
+            output,
+            model.last_layer_weight.detach().numpy(),
+            model.prototype_classes,
+            bundle.spec.input_size,
+        )
+
+    def explain(self, image: Any, model_id: str | None = None, **options: Any) -> Explanation:
+        """A full explanation of one image; ``options`` as :func:`explain_image` (``top_k``,
+        ``ranked_by``, ``class_index``, ``attribution``, ``attribution_prototype``, ``smoothgrad``).
+
+        Raises:
+            BadImageError: the image cannot be used. ValueError: an option is out of range.
+        """
+        return explain_image(self.bundle(model_id), load_image(image), **options)
+
+    def prototype(self, prototype: int, model_id: str | None = None) -> PrototypeView:
+        """One prototype's view, with whatever nearest patches are already stored (none computed)."""
+        nearest = {
+            split: self.nearest(model_id, split)
+            for split in SPLITS
+            if self.has_nearest(model_id, split)
+        }
+        return prototype_view(self.bundle(model_id), prototype, nearest)
+
     def predict(self, image: Any, model_id: str | None = None, top_k: int = 10) -> Prediction:
         """Classifies one image and lists the prototypes that add most to the predicted class.
 
@@ -150,38 +245,26 @@ class Explorer:
             BadImageError: the image cannot be used. UnknownModelError / CheckpointError: the model.
         """
         bundle = self.bundle(model_id)
-        rgb = load_image(image)
-        model = bundle.model
-        with torch.inference_mode():
-            output = model(model.preprocess([rgb]))
-        logits = output.logits[0].double()
-        probabilities = torch.softmax(logits, dim=0).numpy()
-        predicted = int(np.argmax(probabilities))
-        scores = output.scores[0].numpy()
-        weight = model.last_layer_weight.detach().numpy()
-        row = contributions(scores, weight)[predicted]
-        maps = output.similarity_maps[0]  # [P, h, w]
-        width = maps.shape[-1]
-        cells = maps.flatten(1).argmax(dim=1).numpy()
-        classes = model.prototype_classes
+        acts = self.activations(load_image(image), model_id)
+        predicted = acts.predicted
+        weight = bundle.model.last_layer_weight.detach().numpy()
         evidence = tuple(
             PrototypeEvidence(
                 prototype=int(j),
-                prototype_class=bundle.spec.class_names[classes[j]],
-                similarity=float(scores[j]),
-                distance=float(output.min_distances[0, j]),
+                prototype_class=bundle.spec.class_names[acts.prototype_classes[j]],
+                similarity=float(acts.scores[j]),
                 weight=float(weight[predicted, j]),
-                contribution=float(row[j]),
-                cell=(int(cells[j] // width), int(cells[j] % width)),
+                contribution=float(acts.contributions[predicted, j]),
+                cell=acts.best_cell(j),
             )
-            for j in top_contributors(row, top_k)
+            for j in acts.top(top_k, by="contribution")
         )
         return Prediction(
             model_id=bundle.spec.model_id,
             content_hash=bundle.content_hash,
             class_names=bundle.spec.class_names,
-            probabilities=tuple(float(p) for p in probabilities),
-            logits=tuple(float(v) for v in logits),
+            probabilities=tuple(float(p) for p in acts.probabilities),
+            logits=tuple(float(v) for v in acts.logits),
             predicted=predicted,
             top_prototypes=evidence,
         )

@@ -1,7 +1,8 @@
-"""The command line: ``python -m explorer train|predict|models``.
+"""The command line: ``python -m explorer train|predict|explain|analyse|models``.
 
 Every command prints JSON on stdout (progress on stderr); a bad input ends with a one-line message on
-stderr and exit status 2, never a traceback.
+stderr and exit status 2, never a traceback. ``explain`` goes on past files it cannot read, reports
+them on stderr and in its summary, and exits with 1 when some failed (2 when all did).
 """
 
 from __future__ import annotations
@@ -62,6 +63,44 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explain(args: argparse.Namespace) -> int:
+    from explorer.api import Explorer
+    from explorer.batch import explain_batch
+
+    attribution = None if args.attribution == "none" else args.attribution
+    summary = explain_batch(
+        Explorer(), args.paths, Path(args.out), args.model, args.top_k, attribution
+    )
+    for failure in summary["failed"]:
+        print(f"error: {failure['image']}: {failure['error']}", file=sys.stderr)
+    print(json.dumps(summary, indent=2))
+    if not summary["explained"] and summary["failed"]:
+        return EXIT_BAD_INPUT
+    return 1 if summary["failed"] else 0
+
+
+def _analyse(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from explorer.api import Explorer
+
+    explorer = Explorer()
+    model_id = args.model or explorer.default_model
+    summary = {}
+    for split in args.splits:
+        result = explorer.nearest(
+            model_id, split, progress=lambda it, s=split: tqdm(it, desc=f"nearest patches ({s})")
+        )
+        classes = explorer.bundle(model_id).model.prototype_classes
+        summary[split] = {
+            "k": int(result.images.shape[1]),
+            "mean_purity": round(float(result.purity(classes).mean()), 4),
+            "cache": str(explorer.cache(model_id).path(f"nearest_{split}")),
+        }
+    print(json.dumps({"model_id": model_id, "nearest_patches": summary}, indent=2))
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     from explorer.api import Explorer
 
@@ -101,6 +140,30 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", help="model id or model folder (default: the default model)")
     predict.add_argument("--top-k", type=int, default=10)
     predict.set_defaults(run=_predict)
+
+    explain = commands.add_parser(
+        "explain", help="explain images into a folder: per image a JSON and overlay PNGs"
+    )
+    explain.add_argument("paths", nargs="+", help="image files or folders of images")
+    explain.add_argument("--model", help="model id (default: the default model)")
+    explain.add_argument("--out", required=True, help="output folder")
+    explain.add_argument("--top-k", type=int, default=10)
+    explain.add_argument(
+        "--attribution",
+        default="gradcam",
+        choices=["gradcam", "occlusion", "integrated_gradients", "none"],
+    )
+    explain.set_defaults(run=_explain)
+
+    analyse = commands.add_parser(
+        "analyse",
+        help="compute and store a model's data-wide analyses (nearest patches, test scores)",
+    )
+    analyse.add_argument("--model", help="model id (default: the default model)")
+    analyse.add_argument(
+        "--splits", nargs="+", default=["train", "test"], choices=["train", "test"]
+    )
+    analyse.set_defaults(run=_analyse)
 
     models = commands.add_parser("models", help="list the available models (JSON)")
     models.set_defaults(run=_models)

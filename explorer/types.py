@@ -70,7 +70,6 @@ class PrototypeEvidence:
     prototype: int
     prototype_class: str
     similarity: float
-    distance: float
     weight: float
     contribution: float
     cell: tuple[int, int]

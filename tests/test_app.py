@@ -39,17 +39,47 @@ def client() -> Iterator[Client]:
         app.close()
 
 
+def explain(client: Client, image: Path, model_id: str) -> tuple:
+    return client.predict(
+        handle_file(str(image)), model_id, 10, "contribution", "predicted class", "jet",
+        api_name="/explain",
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize("model_id", SHIPPED_MODELS)
-def test_predict_answers_for_every_shipped_model(client: Client, model_id: str) -> None:
+def test_explain_answers_for_every_shipped_model(client: Client, model_id: str) -> None:
     example = Explorer().bundle(model_id).examples()[0]
-    summary, label, table, gallery = client.predict(
-        handle_file(str(example)), model_id, api_name="/predict"
-    )
-    assert summary.startswith("Predicted **")
+    summary, label, evidence, table, pairs, post_hoc, own, note = explain(client, example, model_id)
+    assert summary.startswith("Predicted *")
     assert label["label"] in summary
     assert len(table["data"]) == 10
     assert [row[0] for row in table["data"]] == list(range(1, 11))
-    assert len(gallery) == 5
+    assert len(pairs) == 10
+    assert evidence is not None and post_hoc is not None and own is not None
+    assert "Grad-CAM" in note or "gradcam" in note
+
+
+def test_attribution_and_why_not_answer(client: Client) -> None:
+    example = Explorer().bundle("fashion_mnist").examples()[0]
+    for method in ("Grad-CAM", "Occlusion", "Integrated Gradients"):
+        left, right, note = client.predict(
+            handle_file(str(example)), "fashion_mnist", "predicted class", method, "prototype", "P13 · Trouser",
+            False, True, "cividis", api_name="/attribute",
+        )  # fmt: skip
+        assert left is not None and right is not None and "prototype" in note
+    figure = client.predict(
+        handle_file(str(example)), "fashion_mnist", "predicted class", "Bag", api_name="/why_not"
+    )
+    assert figure is not None
+
+
+def test_prototype_browser_answers_for_every_shipped_model(client: Client) -> None:
+    for model_id in SHIPPED_MODELS:
+        details, source, self_map, weights, _train, _test = client.predict(
+            model_id, 1, api_name="/prototype"
+        )
+        assert details.startswith("### Prototype 1")
+        assert source is not None and self_map is not None and weights is not None
 
 
 def test_bad_upload_gets_a_clear_message_and_the_app_keeps_serving(
@@ -59,10 +89,12 @@ def test_bad_upload_gets_a_clear_message_and_the_app_keeps_serving(
     for name in ("text.png", "truncated.png", "huge.png"):
         path, expect = corpus[name]
         with pytest.raises(AppError, match=expect):
-            client.predict(handle_file(str(path)), "fashion_mnist", api_name="/predict")
+            explain(client, path, "fashion_mnist")
     rgba, _ = corpus["rgba.png"]
-    summary, *_ = client.predict(handle_file(str(rgba)), "synthetic", api_name="/predict")
+    summary, *_ = explain(client, rgba, "synthetic")
     assert summary.startswith("Predicted")
+    with pytest.raises(AppError, match="out of range"):
+        client.predict("fashion_mnist", 100000, api_name="/prototype")
 
 
 def listening_addresses(port: int) -> set[str]:

@@ -9,36 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.data.synthetic import generate
 from explorer.models.checkpoint import ModelBundle, load_model
-from explorer.train.config import PRESETS
 from explorer.train.trainer import train
+from tests.conftest import tiny_config
 
 LOG_1E4 = math.log(1e4)
-
-
-def tiny_config():
-    return PRESETS["synthetic"].with_overrides(
-        model_id="tiny_synthetic",
-        input_size=(32, 32),
-        prototypes_per_class=2,
-        prototype_dim=16,
-        backbone_options={"widths": [8, 16], "pools": 2},
-        warm_epochs=1,
-        joint_epochs=2,
-        last_epochs=3,
-        batch_size=32,
-        examples_per_class=1,
-    )
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
-    train_set = generate(16, "train", seed=0, size=32)
-    test_set = generate(8, "test", seed=1, size=32)
-    folder = tmp_path_factory.mktemp("run") / "tiny"
-    spec = train(tiny_config(), folder, train_set, test_set)
-    return folder, (train_set, test_set, spec)
 
 
 def assert_pushed(bundle: ModelBundle) -> None:

@@ -5,10 +5,23 @@ from __future__ import annotations
 import gradio as gr
 
 from explorer.api import Explorer
-from explorer.ui import offline  # noqa: F401  (sets the offline environment before gradio loads)
-from explorer.ui.tabs.predict import build_predict_tab, model_card
+from explorer.ui.tabs.explain import build_explain_tab
+from explorer.ui.tabs.prototypes import build_prototypes_tab
 
 TITLE = "Prototype explanation explorer"
+
+
+def model_card(explorer: Explorer, model_id: str) -> str:
+    """One line about the model under the selector."""
+    info = next(i for i in explorer.models() if i.model_id == model_id)
+    accuracy = info.accuracy.get("after_last_layer")
+    shown = f"{accuracy:.1%}" if accuracy is not None else "not recorded"
+    return (
+        f"**{info.title}** — {len(info.class_names)} classes, {info.num_prototypes} prototypes, "
+        f"test accuracy {shown}."
+    )
+
+
 THEME = gr.themes.Soft()
 LOCALHOST = "127.0.0.1"
 
@@ -29,8 +42,10 @@ def build_app(explorer: Explorer) -> gr.Blocks:
                 model_card(explorer, explorer.default_model) if ids else "No models found."
             )
         model.change(lambda m: model_card(explorer, m), model, card, api_name=False)
-        with gr.Tab("Predict"):
-            build_predict_tab(explorer, model)
+        with gr.Tab("Explain"):
+            build_explain_tab(explorer, model)
+        with gr.Tab("Prototypes"):
+            build_prototypes_tab(explorer, model)
     return app
 
 

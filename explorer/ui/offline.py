@@ -16,6 +16,3 @@ OFFLINE_ENVIRONMENT = {
 def apply_offline_environment() -> None:
     """Forces analytics off and hubs offline for this process (the user cannot opt back in here)."""
     os.environ.update(OFFLINE_ENVIRONMENT)
-
-
-apply_offline_environment()

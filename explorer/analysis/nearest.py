@@ -1,0 +1,191 @@
+"""Nearest patches of every prototype in a split (ProtoPNet's global analysis), as map → reduce.
+
+*Map*: one batched forward gives every image's best similarity to every prototype and where it is.
+*Reduce*: a running top-k per prototype (at most one patch per image, since each image contributes only
+its best cell). The same two functions would run unchanged under a distributed engine's
+``map_batches`` + a final merge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from explorer.analysis.boxes import high_activation_box, upsample_map
+from explorer.models.preprocess import to_model_pixels
+from explorer.models.protopnet import ProtoPNet
+
+DEFAULT_K = 5
+
+
+@dataclass(frozen=True)
+class BatchMatches:
+    """The map step's result for one batch (plain arrays).
+
+    Attributes:
+        first: index of the batch's first image in the split.
+        scores: ``[B, P]`` best similarity of each image to each prototype.
+        cells: ``[B, P, 2]`` where that best similarity is.
+        maps: ``[B, P, h, w]`` the similarity maps (kept only for the images that enter a top-k).
+    """
+
+    first: int
+    scores: np.ndarray
+    cells: np.ndarray
+    maps: np.ndarray
+
+
+@dataclass
+class TopK:
+    """Running top-k per prototype; ``merge`` is the reduce step."""
+
+    k: int
+    scores: np.ndarray  # [P, k], -inf where empty
+    images: np.ndarray  # [P, k]
+    cells: np.ndarray  # [P, k, 2]
+    maps: np.ndarray  # [P, k, h, w]
+
+    @classmethod
+    def empty(cls, num_prototypes: int, k: int, map_shape: tuple[int, int]) -> TopK:
+        return cls(
+            k=k,
+            scores=np.full((num_prototypes, k), -np.inf, dtype=np.float32),
+            images=np.full((num_prototypes, k), -1, dtype=np.int64),
+            cells=np.zeros((num_prototypes, k, 2), dtype=np.int64),
+            maps=np.zeros((num_prototypes, k, *map_shape), dtype=np.float32),
+        )
+
+    def merge(self, batch: BatchMatches) -> None:
+        """Folds one batch in; ties keep the earlier image."""
+        b = batch.scores.shape[0]
+        cand = min(self.k, b)
+        # the batch's own top-k per prototype first (cheap), then merge with the running one
+        part = np.argsort(-batch.scores.T, axis=1, kind="stable")[:, :cand]  # [P, cand]
+        rows = np.arange(self.scores.shape[0])[:, None]
+        scores = np.concatenate([self.scores, batch.scores.T[rows, part]], axis=1)
+        images = np.concatenate([self.images, part + batch.first], axis=1)
+        cells = np.concatenate([self.cells, batch.cells.transpose(1, 0, 2)[rows, part]], axis=1)
+        maps = np.concatenate([self.maps, batch.maps.transpose(1, 0, 2, 3)[rows, part]], axis=1)
+        order = np.argsort(-scores, axis=1, kind="stable")[:, : self.k]
+        self.scores = scores[rows, order]
+        self.images = images[rows, order]
+        self.cells = cells[rows, order]
+        self.maps = maps[rows, order]
+
+
+@torch.no_grad()
+def match_batch(model: ProtoPNet, x: torch.Tensor, first: int) -> BatchMatches:
+    """The map step: one forward pass over a preprocessed batch."""
+    output = model(x)
+    maps = output.similarity_maps  # [B, P, h, w]
+    flat = maps.flatten(2).argmax(dim=2)  # [B, P]
+    width = maps.shape[-1]
+    cells = torch.stack([flat // width, flat % width], dim=-1)
+    return BatchMatches(
+        first=first,
+        scores=output.scores.numpy(),
+        cells=cells.numpy(),
+        maps=maps.numpy(),
+    )
+
+
+@dataclass(frozen=True)
+class NearestPatches:
+    """Each prototype's ``k`` nearest patches in one split.
+
+    Attributes:
+        split: ``train`` or ``test``.
+        images: ``[P, k]`` image indices in the split.
+        scores: ``[P, k]`` similarities, descending.
+        cells: ``[P, k, 2]`` best cell per entry.
+        boxes: ``[P, k, 4]`` 95th-percentile boxes ``(y0, y1, x0, x1)`` in input pixels.
+        labels: ``[P, k]`` true class of each image.
+        pixels: ``[P, k, H, W, C]`` the images at model-input size (so they show without the data set).
+        maps: ``[P, k, h, w]`` the prototype's similarity map on each image.
+        all_scores: ``[N, P]`` every image's prototype scores (kept for the test split).
+        all_labels: ``[N]`` the split's labels (with ``all_scores``).
+    """
+
+    split: str
+    images: np.ndarray
+    scores: np.ndarray
+    cells: np.ndarray
+    boxes: np.ndarray
+    labels: np.ndarray
+    pixels: np.ndarray
+    maps: np.ndarray
+    all_scores: np.ndarray
+    all_labels: np.ndarray
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {k: v for k, v in self.__dict__.items() if k != "split"}
+
+    @classmethod
+    def from_arrays(cls, split: str, arrays: dict[str, np.ndarray]) -> NearestPatches:
+        return cls(split=split, **{k: arrays[k] for k in cls.__dataclass_fields__ if k != "split"})
+
+    def purity(self, prototype_classes: np.ndarray) -> np.ndarray:
+        """``[P]`` share of each prototype's nearest patches that come from its own class."""
+        return (self.labels == prototype_classes[:, None]).mean(axis=1)
+
+
+def nearest_patches(
+    model: ProtoPNet,
+    images: np.ndarray,
+    labels: np.ndarray,
+    split: str,
+    k: int = DEFAULT_K,
+    batch_size: int = 128,
+    keep_all_scores: bool = False,
+    progress: Callable[[Iterable], Iterable] = lambda it: it,
+) -> NearestPatches:
+    """Finds every prototype's ``k`` nearest patches in a split in one batched pass.
+
+    Args:
+        model: the network (eval mode).
+        images: the split's uint8 images (any size; preprocessed per batch).
+        labels: ``[N]`` class indices.
+        split: its name, recorded in the result.
+        k: patches per prototype (at most one per image).
+        batch_size: images per forward pass.
+        keep_all_scores: keep ``[N, P]`` scores (for what-if analyses of the test split).
+        progress: wraps the batch iterator (e.g. ``tqdm`` or ``gr.Progress().tqdm``).
+    """
+    model.eval()
+    num_prototypes = model.prototype_vectors.shape[0]
+    top: TopK | None = None
+    all_scores = []
+    starts = range(0, len(images), batch_size)
+    for start in progress(starts):
+        x = model.preprocess(images[start : start + batch_size])
+        batch = match_batch(model, x, start)
+        if top is None:
+            top = TopK.empty(num_prototypes, min(k, len(images)), batch.maps.shape[-2:])
+        top.merge(batch)
+        if keep_all_scores:
+            all_scores.append(batch.scores)
+    if top is None:
+        raise ValueError(f"the {split} split has no images")
+    size = model.spec.input_size
+    boxes = np.array(
+        [[high_activation_box(upsample_map(m, size)) for m in row] for row in top.maps],
+        dtype=np.int64,
+    )
+    pixels = np.stack(
+        [np.stack([to_model_pixels(images[i], model.spec) for i in row]) for row in top.images]
+    )
+    return NearestPatches(
+        split=split,
+        images=top.images,
+        scores=top.scores,
+        cells=top.cells,
+        boxes=boxes,
+        labels=np.asarray(labels)[top.images],
+        pixels=pixels,
+        maps=top.maps,
+        all_scores=np.concatenate(all_scores) if keep_all_scores else np.zeros((0, num_prototypes)),
+        all_labels=np.asarray(labels) if keep_all_scores else np.zeros(0, dtype=np.int64),
+    )

@@ -1,0 +1,79 @@
+"""Per-model analysis results on disk, keyed by the model's content hash.
+
+Each result is one ``.npz`` of plain arrays (loaded with ``allow_pickle=False``), written to a temporary
+file and atomically renamed into place, and stamped with a format version and the content hash. A file
+that is half-written, corrupt, of another format or of another model is never trusted: loading returns
+``None`` and the caller recomputes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+_STAMP_FORMAT = "__format__"
+_STAMP_HASH = "__content_hash__"
+
+
+def default_cache_dir() -> Path:
+    """``$EXPLORER_CACHE_DIR``, else ``~/.cache/prototype-explorer`` (outside the repository)."""
+    env = os.environ.get("EXPLORER_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "prototype-explorer"
+
+
+class AnalysisCache:
+    """Reads and writes named array bundles for one model."""
+
+    def __init__(self, content_hash: str, root: Path | None = None) -> None:
+        self.content_hash = content_hash
+        self.folder = (root or default_cache_dir()) / content_hash
+
+    def path(self, name: str) -> Path:
+        return self.folder / f"{name}.npz"
+
+    def save(self, name: str, arrays: dict[str, np.ndarray]) -> Path:
+        """Writes atomically: a reader sees the old file, the new file, or none — never half of one."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        stamped = {
+            **arrays,
+            _STAMP_FORMAT: np.array(FORMAT_VERSION),
+            _STAMP_HASH: np.array(self.content_hash),
+        }
+        handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=f".{name}.", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                np.savez_compressed(stream, **stamped)
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.replace(temporary, self.path(name))
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        return self.path(name)
+
+    def load(self, name: str) -> dict[str, np.ndarray] | None:
+        """The stored arrays, or ``None`` when absent or not to be trusted (then recompute)."""
+        path = self.path(name)
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {key: data[key] for key in data.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
+            log.warning("ignoring unreadable cache %s (%s); it will be recomputed", path, error)
+            return None
+        if (
+            arrays.pop(_STAMP_FORMAT, None) != FORMAT_VERSION
+            or str(arrays.pop(_STAMP_HASH, "")) != self.content_hash
+        ):
+            log.warning("ignoring cache %s of another format or model; it will be recomputed", path)
+            return None
+        return arrays

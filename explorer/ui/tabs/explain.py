@@ -1,0 +1,291 @@
+"""The Explain tab: prediction, "this looks like that" pairs, evidence, and post-hoc attributions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+import numpy as np
+
+from explorer.analysis.explanation import Explanation
+from explorer.api import Explorer
+from explorer.errors import ExplorerError
+from explorer.models.checkpoint import example_class, read_png
+from explorer.ui.components import UploadedImage
+from explorer.viz.figures import comparison_figure, evidence_figure
+from explorer.viz.heatmaps import ATTRIBUTION_COLORMAP, COLOUR_BLIND_SAFE, overlay, shared_scale
+from explorer.viz.overlays import as_rgb, enlarge
+from explorer.viz.pairs import DISPLAY_SIDE, activation_picture, pair_caption, pair_picture
+from explorer.viz.text import explanation_summary
+
+PREDICTED = "predicted class"
+METHOD_LABELS = {
+    "Grad-CAM": "gradcam",
+    "Occlusion": "occlusion",
+    "Integrated Gradients": "integrated_gradients",
+}
+TABLE_HEADERS = [
+    "rank",
+    "prototype",
+    "prototype class",
+    "similarity",
+    "weight",
+    "contribution",
+    "where",
+]
+
+
+def example_images(explorer: Explorer, model_id: str) -> list[tuple[np.ndarray, str]]:
+    """The model's bundled test images, captioned with their true class."""
+    bundle = explorer.bundle(model_id)
+    return [(read_png(p), bundle.spec.class_names[example_class(p)]) for p in bundle.examples()]
+
+
+STRONGEST = "strongest match"
+
+
+def prototype_choices(explorer: Explorer, model_id: str) -> list[str]:
+    """``strongest match`` then ``P<j> · <class>`` for every prototype."""
+    bundle = explorer.bundle(model_id)
+    names = bundle.spec.class_names
+    return [
+        STRONGEST,
+        *(f"P{j} · {names[c]}" for j, c in enumerate(bundle.model.prototype_classes)),
+    ]
+
+
+def prototype_index(choice: str | None) -> int | None:
+    """The prototype a :func:`prototype_choices` entry names (``None`` for the strongest match)."""
+    if not choice or choice == STRONGEST:
+        return None
+    number = choice.split(" ", 1)[0].removeprefix("P")
+    if not number.isdigit():
+        raise ValueError(
+            f"'{choice}' names no prototype: choose one from the list or type P<number>"
+        )
+    return int(number)
+
+
+def class_choices(explorer: Explorer, model_id: str) -> list[str]:
+    return [PREDICTED, *explorer.bundle(model_id).spec.class_names]
+
+
+def _class_index(explorer: Explorer, model_id: str, choice: str | None) -> int | None:
+    """The class a dropdown entry names; ``None`` for the predicted class."""
+    if not choice or choice == PREDICTED:
+        return None
+    names = explorer.bundle(model_id).spec.class_names
+    if choice not in names:
+        raise ValueError(
+            f"model '{model_id}' has no class '{choice}' (classes: {', '.join(names)})"
+        )
+    return names.index(choice)
+
+
+def evidence_table(explanation: Explanation) -> list[list[Any]]:
+    from explorer.viz.text import position_words
+
+    names = explanation.class_names
+    size = explanation.activations.input_size
+    return [
+        [rank, p.prototype, names[p.prototype_class], round(p.similarity, 4), round(p.weight, 4),
+         round(p.contribution, 4), position_words(p.image_box, size)]
+        for rank, p in enumerate(explanation.pairs, start=1)
+    ]  # fmt: skip
+
+
+def attribution_pictures(
+    explanation: Explanation,
+    colormap: str,
+    prototype: int | None,
+    scale: tuple[float, float] | None = None,
+) -> tuple[np.ndarray | None, np.ndarray | None, str, tuple[float, float] | None]:
+    """The post-hoc map and the model's own prototype map side by side, a note, and the colour scale
+    used (pass it back as ``scale`` to draw later maps on the same scale)."""
+    attribution = explanation.attribution
+    if attribution is None:
+        return None, None, "No attribution computed.", scale
+    pair = next((p for p in explanation.pairs if p.prototype == prototype), explanation.pairs[0])
+    signed = bool(attribution.values.min() < 0)
+    own_scale = shared_scale([attribution.values], signed=signed)
+    if scale is not None:
+        own_scale = shared_scale([np.array(scale), np.array(own_scale)], signed=signed)
+    cmap = ATTRIBUTION_COLORMAP if signed else colormap
+    pixels = enlarge(as_rgb(explanation.pixels), DISPLAY_SIDE)
+    post_hoc = overlay(
+        pixels, attribution.values, colormap=cmap, vmin=own_scale[0], vmax=own_scale[1]
+    )
+    own = activation_picture(explanation.pixels, pair.activation, pair.image_box, colormap)
+    target = (
+        f"prototype {attribution.target}" if attribution.target_kind == "prototype"
+        else f"class *{explanation.class_names[attribution.target]}*"
+    )  # fmt: skip
+    note = (
+        f"Left: {attribution.method} for {target} — a post-hoc estimate of where the backbone's "
+        f"evidence lies (colour scale {own_scale[0]:.3g} … {own_scale[1]:.3g}). Right: prototype "
+        f"{pair.prototype}'s own similarity map — the model's reasoning itself."
+    )
+    if attribution.all_zero:
+        note += (
+            " The attribution map is zero everywhere (the target does not depend on this image)."
+        )
+    return post_hoc, own, note, own_scale
+
+
+def build_explain_tab(explorer: Explorer, model: gr.Dropdown) -> None:
+    """Lays out the tab and wires its events (``api_name`` on each public one)."""
+    default = explorer.default_model
+    with gr.Row():
+        with gr.Column(scale=1):
+            image = UploadedImage(
+                label="Image to explain", type="filepath", format="png",
+                sources=["upload", "clipboard"], height=280,
+            )  # fmt: skip
+            run = gr.Button("Explain", variant="primary")
+            examples = gr.Gallery(
+                value=example_images(explorer, default) if default else [],
+                label="Examples from the test split (click one)",
+                columns=6, height=200, allow_preview=False,
+            )  # fmt: skip
+            with gr.Accordion("Options", open=False):
+                top_k = gr.Slider(1, 20, value=10, step=1, label="Prototype pairs to show")
+                ranked_by = gr.Radio(
+                    ["contribution", "similarity"], value="contribution", label="Rank by"
+                )
+                target = gr.Dropdown(
+                    class_choices(explorer, default) if default else [PREDICTED],
+                    value=PREDICTED, label="Class to explain", allow_custom_value=True,
+                )  # fmt: skip
+                colormap = gr.Radio(
+                    ["jet", COLOUR_BLIND_SAFE],
+                    value="jet",
+                    label="Activation colours (cividis is colour-blind safe)",
+                )
+        with gr.Column(scale=2):
+            summary = gr.Markdown("Upload an image or click an example.")
+            probabilities = gr.Label(label="Class probabilities", num_top_classes=5)
+            evidence = gr.Plot(label="Evidence: contributions to the explained class")
+            table = gr.Dataframe(
+                headers=TABLE_HEADERS, label="Top prototypes (text view)", interactive=False
+            )
+    pairs = gr.Gallery(
+        label="This looks like that: the image's patch (left, with activation) beside the prototype's "
+        "source patch (right, box on its training image)",
+        columns=3, height=560, object_fit="contain",
+    )  # fmt: skip
+    with gr.Row():
+        compare = gr.Dropdown(
+            class_choices(explorer, default)[1:] if default else [],
+            label="Why the explained class and not …", value=None, allow_custom_value=True,
+        )  # fmt: skip
+        comparison = gr.Plot(label="Why this and not that")
+    gr.Markdown("### Post-hoc attribution next to the model's own reasoning")
+    with gr.Row():
+        method = gr.Dropdown(list(METHOD_LABELS), value="Grad-CAM", label="Method (captum)")
+        attribution_target = gr.Radio(["class", "prototype"], value="class", label="Explain")
+        prototype = gr.Dropdown(
+            prototype_choices(explorer, default) if default else [STRONGEST],
+            value=STRONGEST, label="Prototype (for a prototype target)", allow_custom_value=True,
+        )  # fmt: skip
+        smoothgrad = gr.Checkbox(label="SmoothGrad (NoiseTunnel)")
+        shared = gr.Checkbox(label="Shared colour scale (across the maps you compute)")
+        attribute_button = gr.Button("Compute attribution")
+    with gr.Row():
+        post_hoc = gr.Image(label="Attribution", interactive=False)
+        own = gr.Image(label="Prototype similarity map", interactive=False)
+    note = gr.Markdown()
+    scale_memory = gr.State(None)  # per user: the colour scale of the maps computed so far
+
+    def explain(path, model_id, k, rank, target_choice, cmap):
+        if not path:
+            raise gr.Error("Upload an image or click an example first.")
+        try:
+            x = explorer.explain(
+                path, model_id, top_k=int(k), ranked_by=rank,
+                class_index=_class_index(explorer, model_id, target_choice), attribution="gradcam",
+            )  # fmt: skip
+            sources = explorer.bundle(model_id)
+            gallery = [
+                (pair_picture(x, p, sources.source_image(p.prototype) if sources.projection else None, cmap),
+                 pair_caption(x, p))
+                for p in x.pairs
+            ]  # fmt: skip
+        except (ExplorerError, ValueError) as error:
+            raise gr.Error(str(error)) from None
+        probs = dict(zip(x.class_names, map(float, x.activations.probabilities), strict=True))
+        figure = evidence_figure(x.activations, x.target_class, x.class_names)
+        left, right, text, _ = attribution_pictures(x, cmap, None)
+        return explanation_summary(x), probs, figure, evidence_table(x), gallery, left, right, text
+
+    def why_not(path, model_id, target_choice, other):
+        if not path or not other:
+            return None
+        try:
+            second = _class_index(explorer, model_id, other)
+            x = explorer.explain(
+                path, model_id, class_index=_class_index(explorer, model_id, target_choice),
+                attribution=None,
+            )  # fmt: skip
+        except (ExplorerError, ValueError) as error:
+            raise gr.Error(str(error)) from None
+        return comparison_figure(x.activations, x.target_class, second, x.class_names)
+
+    def attribute(
+        path, model_id, target_choice, method_label, kind, proto, smooth, same_scale, cmap, memory
+    ):
+        if not path:
+            raise gr.Error("Upload an image or click an example first.")
+        try:
+            x = explorer.explain(
+                path, model_id, class_index=_class_index(explorer, model_id, target_choice),
+                attribution=METHOD_LABELS[method_label], attribution_target=kind,
+                attribution_prototype=prototype_index(proto), smoothgrad=bool(smooth),
+            )  # fmt: skip
+        except (ExplorerError, ValueError) as error:
+            raise gr.Error(str(error)) from None
+        shown = x.attribution.target if kind == "prototype" else None
+        return attribution_pictures(x, cmap, shown, memory if same_scale else None)
+
+    def pick_example(model_id: str, event: gr.SelectData) -> np.ndarray:
+        return read_png(explorer.bundle(model_id).examples()[event.index])
+
+    inputs = [image, model, top_k, ranked_by, target, colormap]
+    outputs = [summary, probabilities, evidence, table, pairs, post_hoc, own, note]
+    run.click(explain, inputs, outputs, api_name="explain")
+    image.upload(explain, inputs, outputs, api_name=False)
+    examples.select(pick_example, [model], image, api_name=False).then(
+        explain, inputs, outputs, api_name=False
+    )
+    compare.change(why_not, [image, model, target, compare], comparison, api_name="why_not")
+    attribute_button.click(
+        attribute,
+        [
+            image,
+            model,
+            target,
+            method,
+            attribution_target,
+            prototype,
+            smoothgrad,
+            shared,
+            colormap,
+            scale_memory,
+        ],
+        [post_hoc, own, note, scale_memory],
+        api_name="attribute",
+    )
+
+    def reset(model_id: str):
+        choices = class_choices(explorer, model_id)
+        return (
+            example_images(explorer, model_id), None, "Model changed: upload or pick an image.",
+            None, None, None, None, None, None, None,
+            gr.update(choices=choices, value=PREDICTED), gr.update(choices=choices[1:], value=None),
+            gr.update(choices=prototype_choices(explorer, model_id), value=STRONGEST),
+        )  # fmt: skip
+
+    model.change(
+        reset, model,
+        [examples, image, summary, probabilities, evidence, table, pairs, post_hoc, own, note, target, compare, prototype],
+        api_name=False,
+    )  # fmt: skip

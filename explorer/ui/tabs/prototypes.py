@@ -1,0 +1,167 @@
+"""The Prototypes tab: every prototype's source patch; one prototype in detail with its nearest patches."""
+
+from __future__ import annotations
+
+import gradio as gr
+import numpy as np
+
+from explorer.analysis.boxes import upsample_map
+from explorer.analysis.nearest import NearestPatches
+from explorer.analysis.prototypes import PrototypeView
+from explorer.api import SPLITS, Explorer
+from explorer.errors import ExplorerError
+from explorer.viz.figures import weights_figure
+from explorer.viz.overlays import enlarge
+from explorer.viz.pairs import activation_picture, boxed_picture, crop
+
+ALL_CLASSES = "all classes"
+CROP_SIDE = 96
+
+
+def prototype_grid(explorer: Explorer, model_id: str, class_filter: str) -> tuple[list, list[int]]:
+    """Source-patch crops of the prototypes of one class (or all), and their indices."""
+    bundle = explorer.bundle(model_id)
+    names = bundle.spec.class_names
+    classes = bundle.model.prototype_classes
+    chosen = [
+        j for j in range(bundle.spec.num_prototypes)
+        if class_filter in (None, ALL_CLASSES) or names[classes[j]] == class_filter
+    ]  # fmt: skip
+    if not bundle.projection:
+        return [], chosen
+    items = [
+        (enlarge(crop(bundle.source_image(j), bundle.projection[j].box), CROP_SIDE), f"P{j} · {names[classes[j]]}")
+        for j in chosen
+    ]  # fmt: skip
+    return items, chosen
+
+
+def nearest_gallery(
+    view: PrototypeView, split: str, class_names: tuple[str, ...]
+) -> list[tuple[np.ndarray, str]]:
+    nearest: NearestPatches | None = view.nearest.get(split)
+    if nearest is None:
+        return []
+    j = view.index
+    size = view.source.shape[:2]
+    return [
+        (
+            activation_picture(nearest.pixels[j, r], upsample_map(nearest.maps[j, r], size), tuple(nearest.boxes[j, r])),
+            f"#{r + 1}: {split} image {nearest.images[j, r]} ({class_names[int(nearest.labels[j, r])]}), sim {nearest.scores[j, r]:.2f}",
+        )
+        for r in range(nearest.images.shape[1])
+    ]  # fmt: skip
+
+
+def detail_text(explorer: Explorer, model_id: str, view: PrototypeView) -> str:
+    names = explorer.bundle(model_id).spec.class_names
+    record = view.record
+    lines = [
+        f"### Prototype {view.index} — class *{names[view.class_index]}*",
+        f"Projected onto training image {record.source_index}, feature cell {record.cell}; "
+        f"box (y0, y1, x0, x1) = {record.box} in model-input pixels.",
+    ]
+    for split in SPLITS:
+        if split in view.nearest:
+            nearest = view.nearest[split]
+            own = view.purity(split)
+            labels = ", ".join(names[int(c)] for c in nearest.labels[view.index])
+            lines.append(f"**Nearest {split} patches**: {own:.0%} from its own class ({labels}).")
+        else:
+            lines.append(
+                f"Nearest {split} patches not computed yet: press *Compute nearest patches* "
+                "(needs the model's data set) or run `python -m explorer analyse`."
+            )
+    return "\n\n".join(lines)
+
+
+def build_prototypes_tab(explorer: Explorer, model: gr.Dropdown) -> None:
+    default = explorer.default_model
+    names = list(explorer.bundle(default).spec.class_names) if default else []
+    with gr.Row():
+        class_filter = gr.Dropdown(
+            [ALL_CLASSES, *names], value=ALL_CLASSES, label="Show prototypes of"
+        )
+        number = gr.Number(value=0, precision=0, label="Prototype")
+        show = gr.Button("Show prototype")
+        compute = gr.Button("Compute nearest patches")
+    initial, initial_ids = prototype_grid(explorer, default, ALL_CLASSES) if default else ([], [])
+    grid = gr.Gallery(
+        value=initial, label="Prototypes: their source patches (click one)",
+        columns=10, height=260, allow_preview=False,
+    )  # fmt: skip
+    shown_ids = gr.State(initial_ids)  # per user: which prototype each grid cell shows
+    details = gr.Markdown()
+    with gr.Row():
+        source = gr.Image(label="Source training image and box", interactive=False)
+        self_map = gr.Image(label="Self-activation on its source image", interactive=False)
+        weights = gr.Plot(label="Last-layer weights")
+    nearest_train = gr.Gallery(label="Nearest training patches", columns=5, height=220)
+    nearest_test = gr.Gallery(label="Nearest test patches", columns=5, height=220)
+
+    def show_prototype(model_id: str, prototype: float | None):
+        if prototype is None:
+            raise gr.Error("Enter a prototype number.")
+        try:
+            view = explorer.prototype(int(prototype), model_id)
+        except (ExplorerError, ValueError) as error:
+            raise gr.Error(str(error)) from None
+        bundle = explorer.bundle(model_id)
+        return (
+            detail_text(explorer, model_id, view),
+            boxed_picture(view.source, view.record.box),
+            activation_picture(view.source, view.self_activation, view.record.box),
+            weights_figure(view.weights, bundle.spec.class_names, view.index),
+            nearest_gallery(view, "train", bundle.spec.class_names),
+            nearest_gallery(view, "test", bundle.spec.class_names),
+        )
+
+    def compute_nearest(model_id: str, prototype: float | None, progress=gr.Progress()):  # noqa: B008 (Gradio's pattern)
+        try:
+            for split in SPLITS:
+                explorer.nearest(
+                    model_id,
+                    split,
+                    progress=lambda it, s=split: progress.tqdm(it, desc=f"nearest patches ({s})"),
+                )
+        except ExplorerError as error:
+            raise gr.Error(str(error)) from None
+        return show_prototype(model_id, prototype or 0)
+
+    def pick(ids: list[int], event: gr.SelectData) -> int:
+        return ids[event.index]
+
+    def refilter(model_id: str, choice: str):
+        items, ids = prototype_grid(explorer, model_id, choice)
+        return items, ids
+
+    outputs = [details, source, self_map, weights, nearest_train, nearest_test]
+    show.click(show_prototype, [model, number], outputs, api_name="prototype")
+    number.submit(show_prototype, [model, number], outputs, api_name=False)
+    grid.select(pick, shown_ids, number, api_name=False).then(
+        show_prototype, [model, number], outputs, api_name=False
+    )
+    compute.click(compute_nearest, [model, number], outputs, api_name="nearest")
+    class_filter.change(refilter, [model, class_filter], [grid, shown_ids], api_name=False)
+
+    def reset(model_id: str):
+        items, ids = prototype_grid(explorer, model_id, ALL_CLASSES)
+        classes = [ALL_CLASSES, *explorer.bundle(model_id).spec.class_names]
+        return (
+            gr.update(choices=classes, value=ALL_CLASSES),
+            items,
+            ids,
+            0,
+            "",
+            None,
+            None,
+            None,
+            [],
+            [],
+        )
+
+    model.change(
+        reset, model,
+        [class_filter, grid, shown_ids, number, details, source, self_map, weights, nearest_train, nearest_test],
+        api_name=False,
+    )  # fmt: skip

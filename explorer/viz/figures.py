@@ -1,0 +1,103 @@
+"""Plotly figures built from results (no gradio imports)."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from explorer.analysis.activations import ImageActivations
+
+POSITIVE = "#1b7837"
+NEGATIVE = "#762a83"
+TOTAL = "#2166ac"
+
+
+def evidence_terms(
+    acts: ImageActivations, class_index: int, top: int = 10
+) -> tuple[list[str], list[float]]:
+    """The contributions to one class as the chart shows them: the ``top`` largest by magnitude, then
+    "other N prototypes" as one term. The terms sum to the class's logit."""
+    row = acts.contributions[class_index]
+    order = np.argsort(-np.abs(row), kind="stable")
+    shown = order[:top]
+    labels = [f"P{j}" for j in shown]
+    values = [float(row[j]) for j in shown]
+    rest = order[top:]
+    if len(rest):
+        labels.append(f"other {len(rest)} prototypes")
+        values.append(float(row[rest].sum()))
+    return labels, values
+
+
+def evidence_figure(
+    acts: ImageActivations, class_index: int, class_names: tuple[str, ...], top: int = 10
+) -> go.Figure:
+    """A waterfall from 0 to the class logit: each bar is one prototype's similarity × weight."""
+    labels, values = evidence_terms(acts, class_index, top)
+    figure = go.Figure(
+        go.Waterfall(
+            orientation="h",
+            y=[*labels, "logit"],
+            x=[*values, 0.0],
+            measure=["relative"] * len(values) + ["total"],
+            increasing={"marker": {"color": POSITIVE}},
+            decreasing={"marker": {"color": NEGATIVE}},
+            totals={"marker": {"color": TOTAL}},
+            text=[f"{v:+.2f}" for v in values] + [f"{acts.logits[class_index]:.2f}"],
+            textposition="outside",
+        )
+    )
+    figure.update_layout(
+        title=f"Evidence for {class_names[class_index]}: contributions sum to the logit",
+        yaxis={"autorange": "reversed"},
+        xaxis_title="similarity × weight",
+        height=120 + 28 * (len(labels) + 1),
+        margin={"l": 10, "r": 10, "t": 40, "b": 30},
+        showlegend=False,
+    )
+    return figure
+
+
+def comparison_figure(
+    acts: ImageActivations, first: int, second: int, class_names: tuple[str, ...], top: int = 10
+) -> go.Figure:
+    """ "Why this and not that": per prototype, contribution to ``first`` minus to ``second``; the
+    differences sum to the logit gap."""
+    difference = acts.contributions[first] - acts.contributions[second]
+    order = np.argsort(-np.abs(difference), kind="stable")[:top]
+    gap = acts.logits[first] - acts.logits[second]
+    figure = go.Figure(
+        go.Bar(
+            orientation="h",
+            y=[f"P{j}" for j in order],
+            x=difference[order],
+            marker_color=[POSITIVE if v >= 0 else NEGATIVE for v in difference[order]],
+            text=[f"{v:+.2f}" for v in difference[order]],
+            textposition="outside",
+        )
+    )
+    figure.update_layout(
+        title=f"Why {class_names[first]} and not {class_names[second]} (logit gap {gap:+.2f})",
+        yaxis={"autorange": "reversed"},
+        xaxis_title=f"contribution to {class_names[first]} − to {class_names[second]}",
+        height=120 + 28 * len(order),
+        margin={"l": 10, "r": 10, "t": 40, "b": 30},
+    )
+    return figure
+
+
+def weights_figure(weights: np.ndarray, class_names: tuple[str, ...], prototype: int) -> go.Figure:
+    """A prototype's last-layer weights to every class."""
+    figure = go.Figure(
+        go.Bar(
+            x=list(class_names),
+            y=weights,
+            marker_color=[POSITIVE if w >= 0 else NEGATIVE for w in weights],
+        )
+    )
+    figure.update_layout(
+        title=f"Prototype {prototype}: last-layer weight to each class",
+        height=260,
+        margin={"l": 10, "r": 10, "t": 40, "b": 30},
+    )
+    return figure
