@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,27 +15,15 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from explorer.api import Explorer
-from explorer.ui.app import build_app
 from tests.conftest import SHIPPED_MODELS
 from tests.corpus import bad_image_corpus
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.serving import free_port, served_app
 
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Client]:
-    app = build_app(Explorer())
-    app.queue(default_concurrency_limit=2)
-    port = free_port()
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        yield Client(f"http://127.0.0.1:{port}/", verbose=False)
-    finally:
-        app.close()
+    with served_app() as url:
+        yield Client(url, verbose=False)
 
 
 def explain(client: Client, image: Path, model_id: str) -> tuple:

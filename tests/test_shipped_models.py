@@ -61,3 +61,19 @@ def test_folder_is_self_contained_and_small(bundle) -> None:
     for record in bundle.projection:
         assert (folder / "sources" / record.source_file).is_file()
     assert not list(folder.rglob("*.pt")) and not list(folder.rglob("*.pkl"))
+
+
+@pytest.mark.slow
+def test_nearest_training_patch_of_every_prototype_is_its_own_source(bundle) -> None:
+    from explorer.analysis.nearest import nearest_patches
+
+    train = load_split(bundle.spec.dataset["name"], "train")
+    nearest = nearest_patches(bundle.model, train.images, train.labels, "train", k=1, batch_size=256)
+    for record in bundle.projection:
+        j = record.index
+        source_score = nearest.scores[j, 0]
+        if nearest.images[j, 0] != record.source_index:
+            # another image may tie with the source patch only at the same (maximal) similarity
+            assert source_score == pytest.approx(np.log(1e4), abs=1e-3)
+        else:
+            assert tuple(nearest.cells[j, 0]) == record.cell

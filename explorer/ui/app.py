@@ -54,6 +54,8 @@ def launch(
 ) -> gr.Blocks:
     """Launches on ``host`` (loopback unless the caller says otherwise); never a public share link."""
     app = build_app(explorer)
+    # Two events at a time per event type: explanations are CPU-bound torch work, and on the 2-core
+    # machines this targets more parallel runs only slow each other; the rest wait in Gradio's queue.
     app.queue(default_concurrency_limit=2)
     app.launch(
         server_name=host,

@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from explorer.api import Explorer
-from explorer.ui.app import build_app
-from tests.test_app import free_port
+from tests.serving import served_app
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -27,14 +25,8 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "e2e"
 
 @pytest.fixture(scope="session")
 def app_url() -> Iterator[str]:
-    app = build_app(Explorer())
-    app.queue(default_concurrency_limit=2)
-    port = free_port()
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        app.close()
+    with served_app() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
