@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from explorer.api import Explorer
 from tests.serving import served_app
 
 CHROMIUM = "/usr/bin/chromium"
@@ -24,8 +25,9 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "e2e"
 
 
 @pytest.fixture(scope="session")
-def app_url() -> Iterator[str]:
-    with served_app() as url:
+def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    explorer = Explorer(cache_root=tmp_path_factory.mktemp("analysis-cache"))
+    with served_app(explorer) as url:
         yield url
 
 
@@ -43,7 +45,8 @@ def browser():
 
 @pytest.fixture
 def page(browser, app_url: str):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    # tall enough that lazily loaded images below the fold load too
+    context = browser.new_context(viewport={"width": 1400, "height": 2800})
     requests: list[str] = []
     page = context.new_page()
     page.on("request", lambda r: requests.append(r.url))

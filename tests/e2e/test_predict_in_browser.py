@@ -19,6 +19,17 @@ def off_host(requests: list[str]) -> set[str | None]:
     } - {"127.0.0.1"}
 
 
+def wait_for_images(page, at_least: int = 10) -> None:
+    """Until every image on the page has loaded (Gradio keeps a connection open, so the network
+    never goes idle)."""
+    page.wait_for_function(
+        f"""() => {{ const im = Array.from(document.images);
+        return im.length >= {at_least} && im.every(i => i.complete && i.naturalWidth > 0); }}""",
+        timeout=30_000,
+    )
+    page.wait_for_timeout(300)
+
+
 def test_explain_an_upload_then_browse_a_prototype(page, app_url: str) -> None:
     page.get_by_text("Upload an image or click an example.").wait_for(timeout=30_000)
     explorer = Explorer()
@@ -27,12 +38,17 @@ def test_explain_an_upload_then_browse_a_prototype(page, app_url: str) -> None:
     page.locator("input[type=file]").first.set_input_files(str(example))
     page.get_by_text("The strongest evidence").first.wait_for(timeout=30_000)
     print(f"first explanation shown {time.perf_counter() - started:.2f} s after upload")
-    page.wait_for_timeout(800)  # let the gallery and charts paint
+    page.get_by_text("post-hoc estimate").first.wait_for(timeout=30_000)
+    wait_for_images(page)
     screenshot(page, "explain")
 
     page.get_by_role("tab", name="Prototypes").click()
     page.get_by_role("button", name="Show prototype").click()
     page.get_by_text("Projected onto training image").first.wait_for(timeout=30_000)
-    page.wait_for_timeout(800)
+    page.get_by_text("not computed yet").first.wait_for(timeout=10_000)
+    page.get_by_role("button", name="Compute nearest patches").click()  # one pass over each split
+    page.get_by_text("Nearest test patches").first.wait_for(timeout=30_000)
+    page.get_by_text("from its own class").first.wait_for(timeout=600_000)
+    wait_for_images(page)
     screenshot(page, "prototypes")
     assert off_host(page.requests) == set()

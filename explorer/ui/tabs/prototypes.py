@@ -96,8 +96,12 @@ def build_prototypes_tab(explorer: Explorer, model: gr.Dropdown) -> None:
         source = gr.Image(label="Source training image and box", interactive=False)
         self_map = gr.Image(label="Self-activation on its source image", interactive=False)
         weights = gr.Plot(label="Last-layer weights")
-    nearest_train = gr.Gallery(label="Nearest training patches", columns=5, height=220)
-    nearest_test = gr.Gallery(label="Nearest test patches", columns=5, height=220)
+    nearest_train = gr.Gallery(
+        label="Nearest training patches", columns=5, height=300, object_fit="contain"
+    )
+    nearest_test = gr.Gallery(
+        label="Nearest test patches", columns=5, height=300, object_fit="contain"
+    )
 
     def show_prototype(model_id: str, prototype: float | None):
         if prototype is None:
