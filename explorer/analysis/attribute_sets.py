@@ -1,0 +1,49 @@
+"""Which modifications explain a model's matches: the reference set or our disentangled set, sized
+for the model (cell size = native image pixels per feature cell)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from explorer.analysis.modifications import Modification, disentangled_set, reference_set
+from explorer.models.protopnet import ProtoPNet
+
+MODES = ("reference", "disentangled")
+
+
+def feature_grid(model: ProtoPNet) -> tuple[int, int]:
+    """``(h, w)`` of the model's feature map (one forward pass of a blank input)."""
+    height, width = model.spec.input_size
+    blank = torch.zeros(1, model.spec.channels, height, width)
+    with torch.inference_mode():
+        maps = model(blank).similarity_maps
+    return int(maps.shape[-2]), int(maps.shape[-1])
+
+
+def cell_size(
+    model: ProtoPNet, image_shape: tuple[int, ...], grid: tuple[int, int] | None = None
+) -> float:
+    """Native image pixels per feature cell for an image of ``image_shape`` (``[H, W, ...]``)."""
+    grid = grid or feature_grid(model)
+    return float(np.mean([image_shape[0] / grid[0], image_shape[1] / grid[1]]))
+
+
+def modification_set(
+    model: ProtoPNet,
+    mode: str,
+    image_shape: tuple[int, ...],
+    grid: tuple[int, int] | None = None,
+) -> tuple[Modification, ...]:
+    """The modifications of ``mode`` for images of ``image_shape`` at native resolution.
+
+    ``reference``: the paper's values (hue 0.1, contrast 0.45, saturation 0.7, NL-means h = 4, warp
+    A = 4 px, w = 0.05) plus brightness 0.8, which the reference code computes but the paper does
+    not report. ``disentangled``: ours, one attribute each, strengths tied to the cell size.
+    """
+    if mode == "reference":
+        return reference_set()
+    if mode == "disentangled":
+        shape = (int(image_shape[0]), int(image_shape[1]))
+        return disentangled_set(shape, cell_size(model, image_shape, grid))
+    raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
