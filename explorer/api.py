@@ -17,6 +17,13 @@ from explorer.analysis.activations import ImageActivations, image_activations
 from explorer.analysis.explanation import Explanation, explain_image
 from explorer.analysis.nearest import NearestPatches, nearest_patches
 from explorer.analysis.prototypes import PrototypeView, prototype_view
+from explorer.analysis.redundancy import (
+    DEFAULT_THRESHOLD,
+    RedundancyReport,
+    pruned_weight,
+    redundancy_report,
+)
+from explorer.analysis.whatif import WhatIf, disabled_weight, what_if
 from explorer.cache import AnalysisCache, default_cache_dir
 from explorer.data import ImageSet, load_split
 from explorer.errors import CheckpointError, ExplorerError, UnknownModelError
@@ -201,6 +208,35 @@ class Explorer:
             )
             cache.save(name, result.to_arrays())
             return result
+
+    def redundancy(
+        self,
+        model_id: str | None = None,
+        threshold: float = DEFAULT_THRESHOLD,
+        linkage: str = "average",
+        weights: dict[str, float] | None = None,
+        progress: Callable[[Iterable], Iterable] = lambda it: it,
+    ) -> RedundancyReport:
+        """Redundancy clusters of a model's prototypes (latent and behavioural views; the test
+        split's scores are computed and stored first if missing) and the pruned what-if accuracy."""
+        bundle = self.bundle(model_id)
+        nearest = self.nearest(model_id, "test", progress)
+        return redundancy_report(bundle, nearest, None, threshold, weights, linkage)
+
+    def what_if(
+        self,
+        model_id: str | None = None,
+        disabled: Iterable[int] = (),
+        merges: dict[int, list[int]] | None = None,
+    ) -> WhatIf:
+        """Test accuracy with some prototypes disabled (their last-layer columns zeroed) and/or
+        merged (kept prototype → those added into it), from the stored test-split scores."""
+        bundle = self.bundle(model_id)
+        nearest = self.nearest(model_id, "test")
+        weight = bundle.model.last_layer_weight.detach().numpy().astype(np.float64)
+        new_weight = pruned_weight(weight, merges or {})
+        new_weight = disabled_weight(new_weight, list(disabled))
+        return what_if(nearest.all_scores, nearest.all_labels, weight, new_weight)
 
     def activations(self, rgb: np.ndarray, model_id: str | None = None) -> ImageActivations:
         """Every prototype's activation on one RGB uint8 image (see :func:`load_image`)."""

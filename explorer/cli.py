@@ -1,4 +1,4 @@
-"""The command line: ``python -m explorer train|predict|explain|analyse|models``.
+"""The command line: ``python -m explorer train|predict|explain|analyse|redundancy|models``.
 
 Every command prints JSON on stdout (progress on stderr); a bad input ends with a one-line message on
 stderr and exit status 2, never a traceback. ``explain`` goes on past files it cannot read, reports
@@ -101,6 +101,57 @@ def _analyse(args: argparse.Namespace) -> int:
     return 0
 
 
+def _redundancy(args: argparse.Namespace) -> int:
+    from explorer.analysis.redundancy import prune_plan, pruned_weight
+    from explorer.analysis.whatif import what_if
+    from explorer.api import Explorer
+
+    explorer = Explorer()
+    model_id = args.model or explorer.default_model
+    report = explorer.redundancy(model_id, threshold=args.threshold)
+    bundle = explorer.bundle(model_id)
+    names = bundle.spec.class_names
+    weight = bundle.model.last_layer_weight.detach().numpy().astype("float64")
+    nearest = explorer.nearest(model_id, "test")
+    every = prune_plan(report.clusters, weight, every_cluster=True)
+    pruned_every = what_if(
+        nearest.all_scores, nearest.all_labels, weight, pruned_weight(weight, every)
+    )
+
+    def plan_summary(plan: dict[int, list[int]], result) -> dict:
+        return {
+            "kept_merged": {str(k): v for k, v in plan.items()},
+            "prototypes_removed": sum(len(v) for v in plan.values()),
+            "test_accuracy": round(result.accuracy, 4),
+            "changed_predictions": result.changed_predictions,
+        }
+
+    print(
+        json.dumps(
+            {
+                "model_id": model_id,
+                "threshold": report.threshold,
+                "views": report.distances.weights,
+                "clusters": [
+                    {
+                        "members": list(c.members),
+                        "classes": [names[k] for k in c.classes],
+                        "within_distance": round(c.within_distance, 4),
+                        "suggestion": c.suggestion,
+                        "reason": c.reason,
+                    }
+                    for c in report.clusters
+                ],
+                "baseline_test_accuracy": round(pruned_every.baseline_accuracy, 4),
+                "pruned_as_suggested": plan_summary(report.plan, report.pruned),
+                "every_cluster_pruned_to_one": plan_summary(every, pruned_every),
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     from explorer.api import Explorer
 
@@ -164,6 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--splits", nargs="+", default=["train", "test"], choices=["train", "test"]
     )
     analyse.set_defaults(run=_analyse)
+
+    redundancy = commands.add_parser(
+        "redundancy", help="redundancy clusters of prototypes and what pruning them costs (JSON)"
+    )
+    redundancy.add_argument("--model", help="model id (default: the default model)")
+    redundancy.add_argument("--threshold", type=float, default=0.2, help="clustering cut height")
+    redundancy.set_defaults(run=_redundancy)
 
     models = commands.add_parser("models", help="list the available models (JSON)")
     models.set_defaults(run=_models)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,10 @@ from explorer.train.config import PRESETS
 from explorer.train.trainer import train
 
 SHIPPED_MODELS = ("fashion_mnist", "elpv", "synthetic")
+
+# Analyses computed by tests (and by the CLI and app they start) go to a fresh folder, never to the
+# user's cache, so every run computes them once from the data as CI does.
+os.environ["EXPLORER_CACHE_DIR"] = tempfile.mkdtemp(prefix="explorer-test-cache-")
 
 
 def tiny_spec(

@@ -69,6 +69,18 @@ def test_prototype_browser_answers_for_every_shipped_model(client: Client) -> No
         assert source is not None and self_map is not None and weights is not None
 
 
+@pytest.mark.slow
+def test_redundancy_tab_and_what_if_answer_for_every_shipped_model(client: Client) -> None:
+    for model_id in SHIPPED_MODELS:
+        summary, heatmap, _, _ = client.predict(model_id, 0.2, api_name="/redundancy")
+        assert "clusters at threshold 0.20" in summary and heatmap is not None
+        outcome, per_class = client.predict(model_id, 0.2, "0, 1", None, api_name="/what_if")
+        assert "Disabled P0, P1" in outcome and "→" in outcome
+        assert len(per_class["data"]) == len(Explorer().bundle(model_id).spec.class_names)
+    with pytest.raises(AppError, match="not a prototype number"):
+        client.predict("synthetic", 0.2, "P999", None, api_name="/what_if")
+
+
 def test_bad_upload_gets_a_clear_message_and_the_app_keeps_serving(
     client: Client, tmp_path: Path
 ) -> None:

@@ -62,3 +62,20 @@ def test_bad_inputs_get_one_clear_line_and_status_2(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "not found" in missing.stderr
     unknown = run_cli("predict", str(first_example(DEFAULT_MODEL)), "--model", "no_such_model")
     assert unknown.returncode == 2 and "unknown model 'no_such_model'" in unknown.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model_id", SHIPPED_MODELS)
+def test_redundancy_prints_clusters_and_pruned_accuracy(model_id: str) -> None:
+    result = run_cli("redundancy", "--model", model_id)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["model_id"] == model_id
+    recorded = Explorer().bundle(model_id).spec.accuracy["after_last_layer"]
+    assert data["baseline_test_accuracy"] == pytest.approx(recorded, abs=1e-3)
+    every = data["every_cluster_pruned_to_one"]
+    assert every["prototypes_removed"] == sum(len(c["members"]) - 1 for c in data["clusters"])
+    for cluster in data["clusters"]:
+        assert (
+            len(cluster["members"]) >= 2 and cluster["within_distance"] <= data["threshold"] + 1e-9
+        )

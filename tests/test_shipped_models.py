@@ -68,7 +68,9 @@ def test_nearest_training_patch_of_every_prototype_is_its_own_source(bundle) -> 
     from explorer.analysis.nearest import nearest_patches
 
     train = load_split(bundle.spec.dataset["name"], "train")
-    nearest = nearest_patches(bundle.model, train.images, train.labels, "train", k=1, batch_size=256)
+    nearest = nearest_patches(
+        bundle.model, train.images, train.labels, "train", k=1, batch_size=256
+    )
     for record in bundle.projection:
         j = record.index
         source_score = nearest.scores[j, 0]

@@ -7,6 +7,7 @@ import gradio as gr
 from explorer.api import Explorer
 from explorer.ui.tabs.explain import build_explain_tab
 from explorer.ui.tabs.prototypes import build_prototypes_tab
+from explorer.ui.tabs.redundancy import build_redundancy_tab
 
 TITLE = "Prototype explanation explorer"
 
@@ -46,6 +47,8 @@ def build_app(explorer: Explorer) -> gr.Blocks:
             build_explain_tab(explorer, model)
         with gr.Tab("Prototypes"):
             build_prototypes_tab(explorer, model)
+        with gr.Tab("Redundancy"):
+            build_redundancy_tab(explorer, model)
     return app
 
 

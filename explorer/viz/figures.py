@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import plotly.graph_objects as go
 
@@ -99,5 +101,41 @@ def weights_figure(weights: np.ndarray, class_names: tuple[str, ...], prototype:
         title=f"Prototype {prototype}: last-layer weight to each class",
         height=260,
         margin={"l": 10, "r": 10, "t": 40, "b": 30},
+    )
+    return figure
+
+
+def redundancy_heatmap(
+    distances: np.ndarray,
+    order: np.ndarray,
+    clusters: Sequence[Sequence[int]],
+    labels: Sequence[str],
+) -> go.Figure:
+    """Prototype–prototype combined distance, rows and columns in dendrogram order, each cluster
+    outlined (a cluster of a hierarchical cut is contiguous in that order)."""
+    order = np.asarray(order)
+    ordered = distances[np.ix_(order, order)]
+    names = [labels[j] for j in order]
+    figure = go.Figure(
+        go.Heatmap(
+            z=ordered, x=names, y=names, colorscale="Cividis", reversescale=True,
+            zmin=0.0, zmax=float(max(ordered.max(), 1e-9)), colorbar={"title": "distance"},
+            hovertemplate="%{y} – %{x}: %{z:.3f}<extra></extra>",
+        )
+    )  # fmt: skip
+    position = {int(j): i for i, j in enumerate(order)}
+    for members in clusters:
+        where = sorted(position[int(j)] for j in members)
+        low, high = where[0] - 0.5, where[-1] + 0.5
+        figure.add_shape(
+            type="rect", x0=low, x1=high, y0=low, y1=high, line={"color": "#d62728", "width": 2}
+        )
+    side = min(900, 260 + 9 * len(order))
+    figure.update_layout(
+        title="Prototype distances (dendrogram order; red boxes: redundancy clusters)",
+        height=side,
+        yaxis={"autorange": "reversed", "showticklabels": len(order) <= 60},
+        xaxis={"showticklabels": len(order) <= 60},
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
     )
     return figure
