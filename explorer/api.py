@@ -14,6 +14,20 @@ import numpy as np
 import torch
 
 from explorer.analysis.activations import ImageActivations, image_activations
+from explorer.analysis.attribute_report import (
+    MatchAttributes,
+    PrototypeAttributes,
+    dose_curves,
+    match_attributes,
+    prototype_attributes,
+)
+from explorer.analysis.attribute_sets import MODES, cell_size, feature_grid, modification_set
+from explorer.analysis.attributes import (
+    GlobalAttributes,
+    LocalAttributes,
+    global_attributes,
+    local_attributes,
+)
 from explorer.analysis.explanation import Explanation, explain_image
 from explorer.analysis.nearest import NearestPatches, nearest_patches
 from explorer.analysis.prototypes import PrototypeView, prototype_view
@@ -101,6 +115,7 @@ class Explorer:
         self._max_loaded = max_loaded
         self._lock = threading.Lock()
         self._analysis_lock = threading.Lock()
+        self._grids: dict[str, tuple[int, int]] = {}
         self.cache_root = cache_root or default_cache_dir()
         if default_model and default_model not in self._folders:
             known = ", ".join(self._folders) or "none"
@@ -208,6 +223,105 @@ class Explorer:
             )
             cache.save(name, result.to_arrays())
             return result
+
+    def local_attributes(
+        self, image: Any, model_id: str | None = None, mode: str = "reference"
+    ) -> LocalAttributes:
+        """Why every prototype matches one image: φ per modification (one batched forward)."""
+        bundle = self.bundle(model_id)
+        rgb = load_image(image)
+        mods = modification_set(bundle.model, mode, rgb.shape, self._grid(bundle))
+        return local_attributes(bundle.model, rgb, mods)
+
+    def has_global_attributes(self, model_id: str | None, split: str, mode: str) -> bool:
+        return self.cache(model_id).path(f"attributes_{mode}_{split}").is_file()
+
+    def global_attributes(
+        self,
+        model_id: str | None = None,
+        split: str = "train",
+        mode: str = "reference",
+        progress: Callable[[Iterable], Iterable] = lambda it: it,
+    ) -> GlobalAttributes:
+        """Every prototype's global Φ over a split: from the cache, or computed (each image modified
+        once per modification, all versions forwarded in batches) and stored."""
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        cache = self.cache(model_id)
+        name = f"attributes_{mode}_{split}"
+        with self._analysis_lock:
+            arrays = cache.load(name)
+            if arrays is not None:
+                return GlobalAttributes.from_arrays(split, arrays)
+            bundle = self.bundle(model_id)
+            data = self.dataset(model_id, split)
+            mods = modification_set(bundle.model, mode, data.images.shape[1:], self._grid(bundle))
+            result = global_attributes(bundle.model, data.images, mods, split, progress=progress)
+            cache.save(name, result.to_arrays())
+            return result
+
+    def match_attributes(
+        self, image: Any, prototype: int, model_id: str | None = None, mode: str = "reference"
+    ) -> MatchAttributes:
+        """Why one prototype matches one image, beside its stored global explanation (train split
+        preferred, else test; none if neither is stored yet)."""
+        bundle = self.bundle(model_id)
+        if not 0 <= prototype < bundle.spec.num_prototypes:
+            raise ValueError(
+                f"prototype {prototype} is out of range (0..{bundle.spec.num_prototypes - 1})"
+            )
+        local = self.local_attributes(image, model_id, mode)
+        stored = next(
+            (
+                self.global_attributes(model_id, split, mode)
+                for split in SPLITS
+                if self.has_global_attributes(model_id, split, mode)
+            ),
+            None,
+        )
+        class_name = bundle.spec.class_names[bundle.model.prototype_classes[prototype]]
+        return match_attributes(local, prototype, class_name, stored)
+
+    def prototype_attributes(
+        self, prototype: int, model_id: str | None = None, mode: str = "reference"
+    ) -> PrototypeAttributes:
+        """One prototype's global explanation on the stored splits (compute them first with
+        :meth:`global_attributes` or ``python -m explorer analyse``)."""
+        bundle = self.bundle(model_id)
+        splits = {
+            split: self.global_attributes(model_id, split, mode)
+            for split in SPLITS
+            if self.has_global_attributes(model_id, split, mode)
+        }
+        if not splits:
+            raise ExplorerError(
+                f"no global attribute explanation of '{bundle.spec.model_id}' ({mode} set) is stored: "
+                "compute it (needs the model's data set) or run python -m explorer analyse"
+            )
+        class_name = bundle.spec.class_names[bundle.model.prototype_classes[prototype]]
+        return prototype_attributes(prototype, class_name, splits.get("train"), splits.get("test"))
+
+    def dose_curves(
+        self, prototype: int, model_id: str | None = None, mode: str = "reference"
+    ) -> dict[str, tuple[tuple[float, ...], np.ndarray]]:
+        """φ of a prototype on its own source image at several strengths of each attribute."""
+        bundle = self.bundle(model_id)
+        source = bundle.source_image(prototype)
+        return dose_curves(
+            bundle.model,
+            source,
+            prototype,
+            mode,
+            cell_size(bundle.model, source.shape, self._grid(bundle)),
+        )
+
+    def _grid(self, bundle: ModelBundle) -> tuple[int, int]:
+        key = bundle.content_hash
+        if key not in self._grids:
+            self._grids[key] = feature_grid(bundle.model)
+        return self._grids[key]
 
     def redundancy(
         self,

@@ -86,18 +86,28 @@ def _analyse(args: argparse.Namespace) -> int:
 
     explorer = Explorer()
     model_id = args.model or explorer.default_model
-    summary = {}
+    classes = explorer.bundle(model_id).model.prototype_classes
+    summary: dict = {"model_id": model_id, "nearest_patches": {}, "attributes": {}}
     for split in args.splits:
         result = explorer.nearest(
             model_id, split, progress=lambda it, s=split: tqdm(it, desc=f"nearest patches ({s})")
         )
-        classes = explorer.bundle(model_id).model.prototype_classes
-        summary[split] = {
+        summary["nearest_patches"][split] = {
             "k": int(result.images.shape[1]),
             "mean_purity": round(float(result.purity(classes).mean()), 4),
             "cache": str(explorer.cache(model_id).path(f"nearest_{split}")),
         }
-    print(json.dumps({"model_id": model_id, "nearest_patches": summary}, indent=2))
+        for mode in [] if args.no_attributes else args.attributes:
+            attributes = explorer.global_attributes(
+                model_id, split, mode,
+                progress=lambda it, s=split, m=mode: tqdm(it, desc=f"attributes {m} ({s})"),
+            )  # fmt: skip
+            summary["attributes"][f"{mode}_{split}"] = {
+                "modifications": list(attributes.modifications),
+                "mean_phi": [round(float(v), 4) for v in attributes.phi.mean(axis=0)],
+                "cache": str(explorer.cache(model_id).path(f"attributes_{mode}_{split}")),
+            }
+    print(json.dumps(summary, indent=2))
     return 0
 
 
@@ -208,11 +218,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     analyse = commands.add_parser(
         "analyse",
-        help="compute and store a model's data-wide analyses (nearest patches, test scores)",
+        help="compute and store data-wide analyses: nearest patches, test scores, attributes",
     )
     analyse.add_argument("--model", help="model id (default: the default model)")
     analyse.add_argument(
         "--splits", nargs="+", default=["train", "test"], choices=["train", "test"]
+    )
+    analyse.add_argument(
+        "--attributes", nargs="+", default=["reference", "disentangled"],
+        choices=["reference", "disentangled"], help="global attribute explanations to compute",
+    )  # fmt: skip
+    analyse.add_argument(
+        "--no-attributes", action="store_true", help="skip the global attribute explanations"
     )
     analyse.set_defaults(run=_analyse)
 

@@ -81,6 +81,23 @@ def test_redundancy_tab_and_what_if_answer_for_every_shipped_model(client: Clien
         client.predict("synthetic", 0.2, "P999", None, api_name="/what_if")
 
 
+def test_attribute_explanations_answer(client: Client) -> None:
+    example = Explorer().bundle("synthetic").examples()[0]
+    figure, text = client.predict(
+        handle_file(str(example)), "synthetic", "P7 · hue", "disentangled",
+        "reference (raw, as the paper)", api_name="/attributes",
+    )  # fmt: skip
+    assert figure is not None and "prototype 7" in text and "reading" in text
+    with pytest.raises(AppError, match="no global attribute explanation"):
+        client.predict(
+            "elpv",
+            3,
+            "reference",
+            "reference (raw, as the paper)",
+            api_name="/prototype_attributes",
+        )
+
+
 def test_bad_upload_gets_a_clear_message_and_the_app_keeps_serving(
     client: Client, tmp_path: Path
 ) -> None:

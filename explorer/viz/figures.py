@@ -139,3 +139,52 @@ def redundancy_heatmap(
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
     )
     return figure
+
+
+def attribute_figure(
+    names: Sequence[str],
+    series: dict[str, np.ndarray],
+    title: str,
+    not_applicable: Sequence[str] = (),
+) -> go.Figure:
+    """Grouped bars, one group per modification (e.g. local φ beside global Φ, or train beside test);
+    not-applicable modifications are labelled so."""
+    labels = [f"{n} (n/a)" if n in not_applicable else n for n in names]
+    figure = go.Figure(
+        [
+            go.Bar(name=name, x=labels, y=np.asarray(values, dtype=float),
+                   text=[f"{v:.4f}" for v in values], textposition="outside")
+            for name, values in series.items()
+        ]
+    )  # fmt: skip
+    figure.update_layout(
+        title=title,
+        barmode="group",
+        yaxis_title="similarity lost (log-similarity)",
+        height=340,
+        margin={"l": 10, "r": 10, "t": 40, "b": 30},
+    )
+    return figure
+
+
+def dose_figure(
+    curves: dict[str, tuple[tuple[float, ...], np.ndarray]], prototype: int
+) -> go.Figure:
+    """φ against modification strength, one line per attribute (no-op first, so each starts at 0)."""
+    figure = go.Figure()
+    for attribute, (strengths, phi) in curves.items():
+        figure.add_trace(
+            go.Scatter(
+                x=list(range(len(strengths))), y=phi, mode="lines+markers", name=attribute,
+                text=[f"strength {s:g}" for s in strengths],
+                hovertemplate="%{text}: φ = %{y:.4f}<extra>" + attribute + "</extra>",
+            )
+        )  # fmt: skip
+    figure.update_layout(
+        title=f"Prototype {prototype}: dose-response on its source image",
+        xaxis_title="step (0 = no change … 4 = strongest)",
+        yaxis_title="φ",
+        height=320,
+        margin={"l": 10, "r": 10, "t": 40, "b": 30},
+    )
+    return figure

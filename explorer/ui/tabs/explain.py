@@ -11,7 +11,9 @@ from explorer.analysis.explanation import Explanation
 from explorer.api import Explorer
 from explorer.errors import ExplorerError
 from explorer.models.checkpoint import example_class, read_png
+from explorer.ui.choices import STRONGEST, prototype_choices, prototype_index
 from explorer.ui.components import UploadedImage
+from explorer.ui.tabs.attributes import build_match_section
 from explorer.viz.figures import comparison_figure, evidence_figure
 from explorer.viz.heatmaps import ATTRIBUTION_COLORMAP, COLOUR_BLIND_SAFE, overlay, shared_scale
 from explorer.viz.overlays import as_rgb, enlarge
@@ -39,31 +41,6 @@ def example_images(explorer: Explorer, model_id: str) -> list[tuple[np.ndarray, 
     """The model's bundled test images, captioned with their true class."""
     bundle = explorer.bundle(model_id)
     return [(read_png(p), bundle.spec.class_names[example_class(p)]) for p in bundle.examples()]
-
-
-STRONGEST = "strongest match"
-
-
-def prototype_choices(explorer: Explorer, model_id: str) -> list[str]:
-    """``strongest match`` then ``P<j> · <class>`` for every prototype."""
-    bundle = explorer.bundle(model_id)
-    names = bundle.spec.class_names
-    return [
-        STRONGEST,
-        *(f"P{j} · {names[c]}" for j, c in enumerate(bundle.model.prototype_classes)),
-    ]
-
-
-def prototype_index(choice: str | None) -> int | None:
-    """The prototype a :func:`prototype_choices` entry names (``None`` for the strongest match)."""
-    if not choice or choice == STRONGEST:
-        return None
-    number = choice.split(" ", 1)[0].removeprefix("P")
-    if not number.isdigit():
-        raise ValueError(
-            f"'{choice}' names no prototype: choose one from the list or type P<number>"
-        )
-    return int(number)
 
 
 def class_choices(explorer: Explorer, model_id: str) -> list[str]:
@@ -194,6 +171,7 @@ def build_explain_tab(explorer: Explorer, model: gr.Dropdown) -> None:
         post_hoc = gr.Image(label="Attribution", interactive=False)
         own = gr.Image(label="Prototype similarity map", interactive=False)
     note = gr.Markdown()
+    build_match_section(explorer, model, image, prototype)
     scale_memory = gr.State(None)  # per user: the colour scale of the maps computed so far
 
     def explain(path, model_id, k, rank, target_choice, cmap):

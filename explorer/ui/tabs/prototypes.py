@@ -10,6 +10,7 @@ from explorer.analysis.nearest import NearestPatches
 from explorer.analysis.prototypes import PrototypeView
 from explorer.api import SPLITS, Explorer
 from explorer.errors import ExplorerError
+from explorer.ui.tabs.attributes import build_prototype_section
 from explorer.viz.figures import weights_figure
 from explorer.viz.overlays import enlarge
 from explorer.viz.pairs import activation_picture, boxed_picture, crop
@@ -139,6 +140,7 @@ def build_prototypes_tab(explorer: Explorer, model: gr.Dropdown) -> None:
         items, ids = prototype_grid(explorer, model_id, choice)
         return items, ids
 
+    build_prototype_section(explorer, model, number)
     outputs = [details, source, self_map, weights, nearest_train, nearest_test]
     show.click(show_prototype, [model, number], outputs, api_name="prototype")
     number.submit(show_prototype, [model, number], outputs, api_name=False)

@@ -1,0 +1,123 @@
+"""Speed of the global attribute explanation, and parity with a reference-style implementation.
+
+For each model, over ``--images`` test images and the reference modification set:
+
+* batched (ours): every image modified once per modification, the original and its versions
+  preprocessed together and forwarded in batches; time per image split into the modification share
+  and the forward share (preprocess + forward);
+* plain inference over the same number of forward images (originals and versions), batched: the
+  forward share should run at ≥ 0.8 × its throughput;
+* reference-style: a loop per image and per modification with one forward each, as the public code
+  does (optionally with its JPEG round trip): same φ (atol 1e-5 without JPEG), and the speed ratio.
+
+    python -m bench.attribute_speed [--images 200] [--jpeg]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+
+from explorer.analysis.attribute_sets import feature_grid, modification_set
+from explorer.analysis.attributes import attribute_batch
+from explorer.api import Explorer
+
+BATCH = 32
+
+
+def rgb_of(image: np.ndarray) -> np.ndarray:
+    return np.repeat(image[:, :, None], 3, axis=2) if image.ndim == 2 else image
+
+
+def jpeg_round_trip(rgb: np.ndarray) -> np.ndarray:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="JPEG")
+    return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+
+
+@torch.inference_mode()
+def reference_loop(model, images, mods, jpeg: bool) -> np.ndarray:
+    """φ [N, P, M] the slow way: one forward per image and per modification."""
+    out = []
+    for image in images:
+        rgb = rgb_of(image)
+        original = model(model.preprocess([rgb])).similarity_maps[0]  # [P, h, w]
+        flat = original.flatten(1)
+        cells = flat.argmax(dim=1)
+        s = flat.gather(1, cells[:, None])[:, 0]
+        phi = []
+        for mod in mods:
+            modified = mod.apply(rgb)
+            if jpeg:
+                modified = jpeg_round_trip(modified)
+            maps = model(model.preprocess([modified])).similarity_maps[0].flatten(1)
+            phi.append((s.double() - maps.gather(1, cells[:, None])[:, 0].double()).numpy())
+        out.append(np.stack(phi, axis=1))
+    return np.stack(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--images", type=int, default=200)
+    parser.add_argument(
+        "--jpeg", action="store_true", help="also time the loop with JPEG round trips"
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    explorer = Explorer()
+    print(f"{args.images} test images per model, reference set, batches of {BATCH} images")
+    print(
+        f"{'model':<15}{'modify ms/img':>14}{'forward ms/img':>15}{'fwd img/s':>11}{'plain img/s':>12}"
+        f"{'fwd/plain':>10}{'loop ms/img':>12}{'batched ×':>10}{'max |Δφ|':>11}"
+    )
+    for model_id in explorer.model_ids():
+        bundle = explorer.bundle(model_id)
+        model = bundle.model
+        images = explorer.dataset(model_id, "test").images[: args.images]
+        mods = modification_set(model, "reference", images.shape[1:], feature_grid(model))
+        timings: dict[str, float] = {"modify": 0.0, "forward": 0.0}
+        forwarded = 0
+        phis = []
+        started = time.perf_counter()
+        for start in range(0, len(images), BATCH):
+            batch = attribute_batch(model, images[start : start + BATCH], mods, timings=timings,
+                                    reuse_unchanged=False)  # fmt: skip
+            forwarded += batch.forwarded
+            phis.append(batch.phi)
+        batched_seconds = time.perf_counter() - started
+        phi = np.concatenate(phis)
+        # plain inference over the same forward images (originals and their versions)
+        versions = [rgb_of(im) for im in images for _ in range(1 + len(mods))]
+        started = time.perf_counter()
+        with torch.inference_mode():
+            for start in range(0, len(versions), BATCH * (1 + len(mods))):
+                model(model.preprocess(versions[start : start + BATCH * (1 + len(mods))]))
+        plain_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        loop_phi = reference_loop(model, images, mods, jpeg=False)
+        loop_seconds = time.perf_counter() - started
+        n = len(images)
+        forward_rate = forwarded / timings["forward"]
+        plain_rate = forwarded / plain_seconds
+        print(
+            f"{model_id:<15}{1000 * timings['modify'] / n:>14.2f}{1000 * timings['forward'] / n:>15.2f}"
+            f"{forward_rate:>11.0f}{plain_rate:>12.0f}{forward_rate / plain_rate:>10.2f}"
+            f"{1000 * loop_seconds / n:>12.2f}{loop_seconds / batched_seconds:>10.1f}"
+            f"{np.abs(loop_phi - phi).max():>11.2e}"
+        )
+        share = timings["modify"] / (timings["modify"] + timings["forward"])
+        print(f"{'':<15}modifications take {share:.0%} of the batched time"
+              + (" — on this model the modifications, not the network, set the pace" if share > 0.5 else ""))  # fmt: skip
+        if args.jpeg:
+            jpeg_phi = reference_loop(model, images, mods, jpeg=True)
+            print(f"{'':<15}with the reference's JPEG round trip: mean |Δφ| "
+                  f"{np.abs(jpeg_phi - phi).mean():.4f}, max {np.abs(jpeg_phi - phi).max():.4f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""Dropdown entries shared by several tabs, and their parsing."""
+
+from __future__ import annotations
+
+from explorer.api import Explorer
+
+STRONGEST = "strongest match"
+
+
+def prototype_choices(explorer: Explorer, model_id: str) -> list[str]:
+    """``strongest match`` then ``P<j> · <class>`` for every prototype."""
+    bundle = explorer.bundle(model_id)
+    names = bundle.spec.class_names
+    return [
+        STRONGEST,
+        *(f"P{j} · {names[c]}" for j, c in enumerate(bundle.model.prototype_classes)),
+    ]
+
+
+def prototype_index(choice: str | None) -> int | None:
+    """The prototype a :func:`prototype_choices` entry names (``None`` for the strongest match)."""
+    if not choice or choice == STRONGEST:
+        return None
+    number = choice.split(" ", 1)[0].removeprefix("P")
+    if not number.isdigit():
+        raise ValueError(
+            f"'{choice}' names no prototype: choose one from the list or type P<number>"
+        )
+    return int(number)
