@@ -1,6 +1,7 @@
 """Throughput of the nearest-patch pass next to plain batched inference over the same images.
 
-Both preprocess each batch from uint8 images and run the same forward pass; the nearest-patch pass
+Both preprocess each batch from uint8 images and run the same forward pass, in batches of
+``forward_batch_size`` (the size the explorer uses); the nearest-patch pass
 also finds each prototype's best cell per image and merges the running top-k. Timed alternately,
 best of ``--repeats``; prints images/s and the ratio (target ≥ 0.8).
 
@@ -16,8 +17,7 @@ import torch
 
 from explorer.analysis.nearest import nearest_patches
 from explorer.api import Explorer
-
-BATCH = 128
+from explorer.models.preprocess import forward_batch_size
 
 
 def main() -> None:
@@ -32,14 +32,15 @@ def main() -> None:
         data = explorer.dataset(model_id, "test")
         images, labels = data.images[: args.images], data.labels[: args.images]
         model = explorer.bundle(model_id).model
+        batch = forward_batch_size(model.spec)
 
-        def plain(model=model, images=images) -> None:
+        def plain(model=model, images=images, batch=batch) -> None:
             with torch.inference_mode():
-                for start in range(0, len(images), BATCH):
-                    model(model.preprocess(images[start : start + BATCH]))
+                for start in range(0, len(images), batch):
+                    model(model.preprocess(images[start : start + batch]))
 
-        def nearest(model=model, images=images, labels=labels) -> None:
-            nearest_patches(model, images, labels, "test", batch_size=BATCH)
+        def nearest(model=model, images=images, labels=labels, batch=batch) -> None:
+            nearest_patches(model, images, labels, "test", batch_size=batch)
 
         best = {"plain": float("inf"), "nearest": float("inf")}
         for _ in range(args.repeats):

@@ -43,6 +43,7 @@ from explorer.data import ImageSet, load_split
 from explorer.errors import CheckpointError, ExplorerError, UnknownModelError
 from explorer.images import load_image
 from explorer.models.checkpoint import SPEC_FILE, ModelBundle, load_model
+from explorer.models.preprocess import forward_batch_size
 from explorer.spec import ModelSpec
 from explorer.types import Prediction, PrototypeEvidence
 
@@ -219,6 +220,7 @@ class Explorer:
                 data.labels,
                 split,
                 keep_all_scores=split == "test",
+                batch_size=forward_batch_size(self.bundle(model_id).spec),
                 progress=progress,
             )
             cache.save(name, result.to_arrays())
@@ -258,7 +260,10 @@ class Explorer:
             bundle = self.bundle(model_id)
             data = self.dataset(model_id, split)
             mods = modification_set(bundle.model, mode, data.images.shape[1:], self._grid(bundle))
-            result = global_attributes(bundle.model, data.images, mods, split, progress=progress)
+            per_pass = max(1, forward_batch_size(bundle.spec) // (1 + len(mods)))
+            result = global_attributes(
+                bundle.model, data.images, mods, split, batch_size=per_pass, progress=progress
+            )
             cache.save(name, result.to_arrays())
             return result
 

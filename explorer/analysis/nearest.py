@@ -76,7 +76,7 @@ class TopK:
         self.maps = maps[rows, order]
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def match_batch(model: ProtoPNet, x: torch.Tensor, first: int) -> BatchMatches:
     """The map step: one forward pass over a preprocessed batch."""
     output = model(x)

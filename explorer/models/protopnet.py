@@ -124,17 +124,21 @@ class ProtoPNet(nn.Module):
         return self.add_on(self.features(x))
 
     def head(self, features: torch.Tensor) -> ModelOutput:
-        """Prototype layer and last layer on add-on features ``[B, D, h, w]``."""
+        """Prototype layer and last layer on add-on features ``[B, D, h, w]``.
+
+        Distances are computed in float64; outputs come back in the features' dtype.
+        """
+        dtype = features.dtype
         prototypes = self.prototype_vectors.flatten(1)  # [P, D]
         distance_maps = squared_distances(features, prototypes)  # [B, P, h, w] float64
         min_distances = distance_maps.flatten(2).amin(dim=2)  # [B, P]
-        scores = similarity_from_distance(min_distances).float()
+        scores = similarity_from_distance(min_distances).to(dtype)
         return ModelOutput(
             logits=self.last_layer(scores),
-            min_distances=min_distances.float(),
+            min_distances=min_distances.to(dtype),
             scores=scores,
-            similarity_maps=similarity_from_distance(distance_maps).float(),
-            distance_maps=distance_maps.float(),
+            similarity_maps=similarity_from_distance(distance_maps).to(dtype),
+            distance_maps=distance_maps.to(dtype),
         )
 
     def forward_from_trunk(self, trunk_output: torch.Tensor) -> ModelOutput:
