@@ -336,11 +336,20 @@ class Explorer:
         weights: dict[str, float] | None = None,
         progress: Callable[[Iterable], Iterable] = lambda it: it,
     ) -> RedundancyReport:
-        """Redundancy clusters of a model's prototypes (latent and behavioural views; the test
-        split's scores are computed and stored first if missing) and the pruned what-if accuracy."""
+        """Redundancy clusters of a model's prototypes and the pruned what-if accuracy. Views: latent,
+        behavioural (the test split's scores are computed and stored first if missing) and, when a
+        global attribute explanation is stored (disentangled preferred, train before test),
+        explanatory."""
         bundle = self.bundle(model_id)
         nearest = self.nearest(model_id, "test", progress)
-        return redundancy_report(bundle, nearest, None, threshold, weights, linkage)
+        stored = [
+            (split, mode)
+            for mode in ("disentangled", "reference")
+            for split in SPLITS
+            if self.has_global_attributes(model_id, split, mode)
+        ]
+        attributes = self.global_attributes(model_id, *stored[0]) if stored else None
+        return redundancy_report(bundle, nearest, attributes, threshold, weights, linkage)
 
     def what_if(
         self,

@@ -83,3 +83,11 @@ def test_cli_analyse_options() -> None:
     assert args.attributes == ["reference", "disentangled"] and not args.no_attributes
     args = build_parser().parse_args(["analyse", "--attributes", "disentangled", "--no-attributes"])
     assert args.attributes == ["disentangled"] and args.no_attributes
+
+
+@pytest.mark.slow
+def test_redundancy_uses_the_stored_attributes_as_its_explanatory_view(explorer: Explorer) -> None:
+    explorer.global_attributes("tiny_synthetic", "test", "reference")
+    report = explorer.redundancy("tiny_synthetic")
+    assert "explanatory" in report.distances.weights
+    assert report.distances.explanatory is not None

@@ -51,4 +51,13 @@ def test_explain_an_upload_then_browse_a_prototype(page, app_url: str) -> None:
     page.get_by_text("from its own class").first.wait_for(timeout=600_000)
     wait_for_images(page)
     screenshot(page, "prototypes")
+
+    page.get_by_role("tab", name="Redundancy").click()
+    page.get_by_role("button", name="Find clusters").click()  # reuses the stored test-split scores
+    page.get_by_text("clusters at threshold").first.wait_for(timeout=120_000)
+    page.get_by_label("Disable prototypes (e.g. 3, 7, 12)").fill("12")
+    page.get_by_role("button", name="Compute accuracy").click()
+    page.get_by_text("Disabled P12").first.wait_for(timeout=30_000)
+    wait_for_images(page, at_least=1)
+    screenshot(page, "redundancy")
     assert off_host(page.requests) == set()

@@ -98,7 +98,7 @@ def build_redundancy_tab(explorer: Explorer, model: gr.Dropdown) -> None:
     gr.Markdown("### What if")
     with gr.Row():
         disable = gr.Textbox(label="Disable prototypes (e.g. 3, 7, 12)")
-        merge = gr.Number(value=None, precision=0, label="…and merge cluster number (optional)")
+        merge = gr.Number(value=0, precision=0, label="…and merge cluster number (0: none)")
         apply = gr.Button("Compute accuracy")
     outcome = gr.Markdown()
     per_class = gr.Dataframe(
@@ -135,7 +135,7 @@ def build_redundancy_tab(explorer: Explorer, model: gr.Dropdown) -> None:
             disabled = parse_prototypes(disabled_text, bundle.spec.num_prototypes)
             merges: dict[int, list[int]] = {}
             what = []
-            if cluster_number is not None:
+            if cluster_number:  # 0 or empty: no merge
                 report = explorer.redundancy(model_id, threshold=float(cut))
                 if not 1 <= int(cluster_number) <= len(report.clusters):
                     raise ValueError(
