@@ -207,14 +207,10 @@ class Explorer:
         every image's prototype scores."""
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
-        cache = self.cache(model_id)
-        name = f"nearest_{split}"
-        with self._analysis_lock:
-            arrays = cache.load(name)
-            if arrays is not None:
-                return NearestPatches.from_arrays(split, arrays)
+
+        def compute() -> NearestPatches:
             data = self.dataset(model_id, split)
-            result = nearest_patches(
+            return nearest_patches(
                 self.bundle(model_id).model,
                 data.images,
                 data.labels,
@@ -223,6 +219,25 @@ class Explorer:
                 batch_size=forward_batch_size(self.bundle(model_id).spec),
                 progress=progress,
             )
+
+        return self._stored(
+            model_id, f"nearest_{split}", compute, lambda a: NearestPatches.from_arrays(split, a)
+        )
+
+    def _stored(
+        self,
+        model_id: str | None,
+        name: str,
+        compute: Callable[[], Any],
+        load: Callable[[dict[str, np.ndarray]], Any],
+    ) -> Any:
+        """A per-model result from the cache, or computed once (one analysis at a time) and stored."""
+        cache = self.cache(model_id)
+        with self._analysis_lock:
+            arrays = cache.load(name)
+            if arrays is not None:
+                return load(arrays)
+            result = compute()
             cache.save(name, result.to_arrays())
             return result
 
@@ -251,21 +266,22 @@ class Explorer:
             raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
-        cache = self.cache(model_id)
-        name = f"attributes_{mode}_{split}"
-        with self._analysis_lock:
-            arrays = cache.load(name)
-            if arrays is not None:
-                return GlobalAttributes.from_arrays(split, arrays)
+
+        def compute() -> GlobalAttributes:
             bundle = self.bundle(model_id)
             data = self.dataset(model_id, split)
             mods = modification_set(bundle.model, mode, data.images.shape[1:], self._grid(bundle))
             per_pass = max(1, forward_batch_size(bundle.spec) // (1 + len(mods)))
-            result = global_attributes(
+            return global_attributes(
                 bundle.model, data.images, mods, split, batch_size=per_pass, progress=progress
             )
-            cache.save(name, result.to_arrays())
-            return result
+
+        return self._stored(
+            model_id,
+            f"attributes_{mode}_{split}",
+            compute,
+            lambda a: GlobalAttributes.from_arrays(split, a),
+        )
 
     def match_attributes(
         self, image: Any, prototype: int, model_id: str | None = None, mode: str = "reference"
