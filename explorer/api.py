@@ -42,6 +42,7 @@ from explorer.cache import AnalysisCache, default_cache_dir
 from explorer.data import ImageSet, load_split
 from explorer.errors import CheckpointError, ExplorerError, UnknownModelError
 from explorer.images import load_image
+from explorer.labels.store import LabelError, LabelEvent, LabelStore
 from explorer.models.checkpoint import SPEC_FILE, ModelBundle, load_model
 from explorer.models.preprocess import forward_batch_size
 from explorer.spec import ModelSpec
@@ -103,6 +104,7 @@ class Explorer:
         default_model: str | None = None,
         max_loaded: int = MAX_LOADED_MODELS,
         cache_root: Path | None = None,
+        label_path: Path | None = None,
     ) -> None:
         self._folders: dict[str, Path] = {}
         for root in model_dirs:
@@ -117,6 +119,8 @@ class Explorer:
         self._lock = threading.Lock()
         self._analysis_lock = threading.Lock()
         self._grids: dict[str, tuple[int, int]] = {}
+        self._label_path = label_path
+        self._labels: LabelStore | None = None
         self.cache_root = cache_root or default_cache_dir()
         if default_model and default_model not in self._folders:
             known = ", ".join(self._folders) or "none"
@@ -343,6 +347,62 @@ class Explorer:
         if key not in self._grids:
             self._grids[key] = feature_grid(bundle.model)
         return self._grids[key]
+
+    # --- labels -------------------------------------------------------------------------------
+    @property
+    def labels(self) -> LabelStore:
+        """The label store (opened on first use at ``label_path``, ``$EXPLORER_LABELS_DB`` or the
+        default under ``~/.local/share``)."""
+        if self._labels is None:
+            self._labels = LabelStore(self._label_path)
+        return self._labels
+
+    def label(
+        self,
+        model_id: str | None,
+        prototype: int,
+        verdict: str,
+        reviewer: str,
+        reason: str | None = None,
+        comment: str = "",
+        case: str | None = None,
+    ) -> LabelEvent:
+        """Records a reviewer's judgement of a prototype (appended; the latest is current)."""
+        bundle = self.bundle(model_id)
+        if not 0 <= int(prototype) < bundle.spec.num_prototypes:
+            raise LabelError(
+                f"prototype {prototype} is out of range (0..{bundle.spec.num_prototypes - 1})",
+                field="prototype",
+            )
+        return self.labels.add(
+            bundle.content_hash, bundle.spec.model_id, int(prototype), verdict, reviewer,
+            reason=reason, comment=comment, case=case,
+        )  # fmt: skip
+
+    def undo_label(
+        self, model_id: str | None, prototype: int, reviewer: str, case: str | None = None
+    ) -> LabelEvent | None:
+        """Reverses the current label of a prototype (appends a reversal; returns None if none)."""
+        return self.labels.undo(self.bundle(model_id).content_hash, int(prototype), reviewer, case)
+
+    def current_labels(
+        self, model_id: str | None = None, verdict: str | None = None, reviewer: str | None = None
+    ) -> list[LabelEvent]:
+        """Current labels of one model (every model when ``model_id`` is None)."""
+        model_hash = None if model_id is None else self.bundle(model_id).content_hash
+        return self.labels.current(model_hash, verdict=verdict, reviewer=reviewer)
+
+    def label_history(self, model_id: str | None, prototype: int | None = None) -> list[LabelEvent]:
+        return self.labels.history(self.bundle(model_id).content_hash, prototype)
+
+    def review_progress(self, model_id: str | None = None) -> tuple[int, int]:
+        """``(reviewed, total)`` prototypes of a model with a current general label."""
+        bundle = self.bundle(model_id)
+        return self.labels.progress(bundle.content_hash, bundle.spec.num_prototypes)
+
+    def misleading(self, model_id: str | None = None) -> set[int]:
+        """Prototypes whose current general label is *misleading* (the what-if model disables them)."""
+        return self.labels.disabled(self.bundle(model_id).content_hash)
 
     def redundancy(
         self,

@@ -1,4 +1,4 @@
-"""The command line: ``python -m explorer train|predict|explain|analyse|redundancy|models``.
+"""The command line: ``python -m explorer train|predict|explain|analyse|redundancy|labels|models``.
 
 Every command prints JSON on stdout (progress on stderr); a bad input ends with a one-line message on
 stderr and exit status 2, never a traceback. ``explain`` goes on past files it cannot read, reports
@@ -162,6 +162,39 @@ def _redundancy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _labels(args: argparse.Namespace) -> int:
+    from explorer.api import Explorer
+    from explorer.labels import exchange
+
+    explorer = Explorer()
+    store = explorer.labels
+    if args.action == "import":
+        path = Path(args.path)
+        reader = exchange.import_json if path.suffix.lower() == ".json" else exchange.import_csv
+        print(json.dumps({"imported_events": reader(store, path), "store": str(store.path)}))
+        return 0
+    model_hash = explorer.bundle(args.model).content_hash if args.model else None
+    out = Path(args.path)
+    if args.format == "protopdebug":
+        bundle = explorer.bundle(args.model)
+        nearest = (
+            explorer.nearest(args.model, "train")
+            if explorer.has_nearest(args.model, "train")
+            else None
+        )
+        counts = exchange.export_protopdebug(store, bundle, out, nearest)
+        print(json.dumps({"folder": str(out), "counts": counts}, default=str))
+        return 0
+    if args.format == "json":
+        count = exchange.export_json(store, out, model_hash, history=args.history)
+    elif args.history:
+        count = exchange.export_history_csv(store, out, model_hash)
+    else:
+        count = exchange.export_current_csv(store, out, model_hash)
+    print(json.dumps({"file": str(out), "events": count, "store": str(store.path)}))
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     from explorer.api import Explorer
 
@@ -239,6 +272,16 @@ def build_parser() -> argparse.ArgumentParser:
     redundancy.add_argument("--model", help="model id (default: the default model)")
     redundancy.add_argument("--threshold", type=float, default=0.2, help="clustering cut height")
     redundancy.set_defaults(run=_redundancy)
+
+    labels = commands.add_parser("labels", help="export or import prototype labels")
+    labels.add_argument("action", choices=["export", "import"])
+    labels.add_argument("path", help="file to write or read (a folder for --format protopdebug)")
+    labels.add_argument("--model", help="only this model's labels (required for protopdebug)")
+    labels.add_argument("--format", choices=["csv", "json", "protopdebug"], default="json")
+    labels.add_argument(
+        "--history", action="store_true", help="every event, not only current labels"
+    )
+    labels.set_defaults(run=_labels)
 
     models = commands.add_parser("models", help="list the available models (JSON)")
     models.set_defaults(run=_models)

@@ -21,6 +21,9 @@ SHIPPED_MODELS = ("fashion_mnist", "elpv", "synthetic")
 # Analyses computed by tests (and by the CLI and app they start) go to a fresh folder, never to the
 # user's cache, so every run computes them once from the data as CI does.
 os.environ["EXPLORER_CACHE_DIR"] = tempfile.mkdtemp(prefix="explorer-test-cache-")
+os.environ["EXPLORER_LABELS_DB"] = os.path.join(
+    tempfile.mkdtemp(prefix="explorer-test-labels-"), "labels.sqlite3"
+)
 
 
 def tiny_spec(

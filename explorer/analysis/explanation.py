@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -81,6 +81,7 @@ def explain_image(
     attribution_target: str = "class",
     attribution_prototype: int | None = None,
     smoothgrad: bool = False,
+    disabled: frozenset[int] | set[int] = frozenset(),
 ) -> Explanation:
     """Explains one RGB uint8 image with one forward pass (plus the attribution's own passes).
 
@@ -96,12 +97,18 @@ def explain_image(
         attribution_prototype: which prototype for a ``prototype`` target; the strongest pair's when
             ``None``.
         smoothgrad: average the attribution over noisy copies (SmoothGrad).
+        disabled: prototypes whose last-layer columns count as zero (the what-if model without
+            them: predictions, evidence and pairs change; attributions still explain the model as
+            it is).
     """
     model = bundle.model
     x = model.preprocess([rgb])
     with torch.inference_mode():
         output = model(x)
-    weight = model.last_layer_weight.detach().numpy()
+    weight = model.last_layer_weight.detach().numpy().copy()
+    if disabled:
+        weight[:, sorted(disabled)] = 0.0
+        output = replace(output, logits=output.scores @ torch.from_numpy(weight).t())
     acts = image_activations(output, weight, model.prototype_classes, bundle.spec.input_size)
     target = acts.predicted if class_index is None else int(class_index)
     if not 0 <= target < bundle.spec.num_classes:

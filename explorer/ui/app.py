@@ -6,6 +6,7 @@ import gradio as gr
 
 from explorer.api import Explorer
 from explorer.ui.tabs.explain import build_explain_tab
+from explorer.ui.tabs.labels import SHORTCUT_JS, build_labels_tab
 from explorer.ui.tabs.prototypes import build_prototypes_tab
 from explorer.ui.tabs.redundancy import build_redundancy_tab
 
@@ -36,6 +37,17 @@ def build_app(explorer: Explorer) -> gr.Blocks:
             "and how much each adds to every class."
         )
         with gr.Row():
+            reviewer = gr.Textbox(
+                label="Your name (for labels; remembered in this browser)", scale=1,
+                elem_id="reviewer-name",
+            )  # fmt: skip
+            what_if = gr.Checkbox(
+                label="What-if: disable the prototypes labelled misleading", scale=1
+            )
+        remembered = gr.BrowserState("", storage_key="prototype-explorer-reviewer")
+        app.load(lambda name: name or gr.update(), remembered, reviewer, api_name=False)
+        reviewer.change(lambda name: name, reviewer, remembered, api_name=False)
+        with gr.Row():
             model = gr.Dropdown(
                 choices=ids, value=explorer.default_model, label="Model", scale=1, interactive=True
             )
@@ -44,11 +56,13 @@ def build_app(explorer: Explorer) -> gr.Blocks:
             )
         model.change(lambda m: model_card(explorer, m), model, card, api_name=False)
         with gr.Tab("Explain"):
-            build_explain_tab(explorer, model)
+            build_explain_tab(explorer, model, reviewer, what_if)
         with gr.Tab("Prototypes"):
-            build_prototypes_tab(explorer, model)
+            build_prototypes_tab(explorer, model, reviewer)
         with gr.Tab("Redundancy"):
             build_redundancy_tab(explorer, model)
+        with gr.Tab("Labels"):
+            build_labels_tab(explorer, model)
     return app
 
 
@@ -66,6 +80,7 @@ def launch(
         share=False,
         theme=THEME,
         footer_links=["api"],
+        head=SHORTCUT_JS,
         **kwargs,
     )
     return app

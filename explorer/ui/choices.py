@@ -27,3 +27,16 @@ def prototype_index(choice: str | None) -> int | None:
             f"'{choice}' names no prototype: choose one from the list or type P<number>"
         )
     return int(number)
+
+
+def required_prototype(choice: str | float | None) -> int:
+    """A prototype number from a dropdown entry or a number field; the strongest match is refused
+    (it names no fixed prototype)."""
+    if isinstance(choice, int | float):
+        return int(choice)
+    index = prototype_index(choice)
+    if index is None:
+        raise ValueError(
+            "choose a prototype from the list to label it (the strongest match has no fixed number)"
+        )
+    return index

@@ -61,3 +61,36 @@ def test_explain_an_upload_then_browse_a_prototype(page, app_url: str) -> None:
     wait_for_images(page, at_least=1)
     screenshot(page, "redundancy")
     assert off_host(page.requests) == set()
+
+
+def test_review_prototypes_with_the_keyboard_and_use_the_what_if_model(page) -> None:
+    page.get_by_text("Upload an image or click an example.").wait_for(timeout=30_000)
+    page.get_by_label("Your name (for labels; remembered in this browser)").fill("Dr Ana")
+    page.get_by_role("tab", name="Prototypes").click()
+    page.get_by_role("button", name="Show prototype").click()
+    page.get_by_text("Projected onto training image 617").first.wait_for(timeout=30_000)
+    page.locator("body").click(position={"x": 5, "y": 5})  # focus out of the text fields
+    page.keyboard.press("n")  # next prototype
+    page.get_by_text("Prototype 1 — class").first.wait_for(timeout=30_000)
+    page.keyboard.press("m")  # misleading
+    page.get_by_text("current label of P1: misleading").first.wait_for(timeout=30_000)
+
+    page.get_by_role("tab", name="Labels").click()
+    page.get_by_role("button", name="Show labels").click()
+    page.get_by_text("1 of 20 prototypes reviewed for elpv").first.wait_for(timeout=30_000)
+    page.locator('text="Dr Ana" >> visible=true').first.wait_for(timeout=10_000)
+    screenshot(page, "labels")
+
+    page.get_by_label("What-if: disable the prototypes labelled misleading").check()
+    page.get_by_role("tab", name="Explain").click()
+    explorer = Explorer()
+    example = explorer.bundle(explorer.default_model).examples()[0]
+    page.locator("input[type=file]").first.set_input_files(str(example))
+    page.get_by_text("prototype(s) labelled misleading disabled (P1)").first.wait_for(
+        timeout=60_000
+    )
+    page.reload()  # the reviewer's name is remembered in this browser
+    page.wait_for_function(
+        "() => document.querySelector('#reviewer-name textarea, #reviewer-name input')?.value === 'Dr Ana'",
+        timeout=30_000,
+    )

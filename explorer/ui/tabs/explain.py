@@ -11,9 +11,10 @@ from explorer.analysis.explanation import Explanation
 from explorer.api import Explorer
 from explorer.errors import ExplorerError
 from explorer.models.checkpoint import example_class, read_png
-from explorer.ui.choices import STRONGEST, prototype_choices, prototype_index
+from explorer.ui.choices import STRONGEST, prototype_choices, prototype_index, required_prototype
 from explorer.ui.components import UploadedImage
 from explorer.ui.tabs.attributes import build_match_section
+from explorer.ui.tabs.labels import build_label_controls
 from explorer.viz.figures import comparison_figure, evidence_figure
 from explorer.viz.heatmaps import ATTRIBUTION_COLORMAP, COLOUR_BLIND_SAFE, overlay, shared_scale
 from explorer.viz.overlays import as_rgb, enlarge
@@ -109,7 +110,32 @@ def attribution_pictures(
     return post_hoc, own, note, own_scale
 
 
-def build_explain_tab(explorer: Explorer, model: gr.Dropdown) -> None:
+def what_if_text(
+    explorer: Explorer, model_id: str, path: Any, x: Explanation, disabled: set[int]
+) -> str:
+    """The prediction with and without the prototypes labelled misleading, and the test accuracy."""
+    if not disabled:
+        return "What-if is on, but no prototype of this model is labelled *misleading* yet.\n\n"
+    names = x.class_names
+    plain = explorer.explain(path, model_id, top_k=1, attribution=None)
+    without = f"P{', P'.join(map(str, sorted(disabled)))}"
+    text = (
+        f"**What-if: {len(disabled)} prototype(s) labelled misleading disabled ({without}).** "
+        f"Without them: *{names[x.predicted]}* ({x.activations.probabilities[x.predicted]:.2f}); "
+        f"the model as trained: *{names[plain.predicted]}* "
+        f"({plain.activations.probabilities[plain.predicted]:.2f})."
+    )
+    try:
+        result = explorer.what_if(model_id, disabled=disabled)
+        text += f" Test accuracy {result.baseline_accuracy:.2%} → {result.accuracy:.2%}."
+    except ExplorerError as error:
+        text += f" (Test accuracy needs the test split: {error})"
+    return text + "\n\n"
+
+
+def build_explain_tab(
+    explorer: Explorer, model: gr.Dropdown, reviewer: gr.Textbox, what_if: gr.Checkbox
+) -> None:
     """Lays out the tab and wires its events (``api_name`` on each public one)."""
     default = explorer.default_model
     with gr.Row():
@@ -172,16 +198,23 @@ def build_explain_tab(explorer: Explorer, model: gr.Dropdown) -> None:
         own = gr.Image(label="Prototype similarity map", interactive=False)
     note = gr.Markdown()
     build_match_section(explorer, model, image, prototype)
+    gr.Markdown("### Label the chosen prototype")
+    build_label_controls(
+        explorer, model, required_prototype, prototype, reviewer, api=False,
+    )  # fmt: skip
     scale_memory = gr.State(None)  # per user: the colour scale of the maps computed so far
 
-    def explain(path, model_id, k, rank, target_choice, cmap):
+    def explain(path, model_id, k, rank, target_choice, cmap, what_if_on=False):
         if not path:
             raise gr.Error("Upload an image or click an example first.")
         try:
+            disabled = explorer.misleading(model_id) if what_if_on else set()
             x = explorer.explain(
                 path, model_id, top_k=int(k), ranked_by=rank,
                 class_index=_class_index(explorer, model_id, target_choice), attribution="gradcam",
+                disabled=disabled,
             )  # fmt: skip
+            prefix = what_if_text(explorer, model_id, path, x, disabled) if what_if_on else ""
             sources = explorer.bundle(model_id)
             gallery = [
                 (pair_picture(x, p, sources.source_image(p.prototype) if sources.projection else None, cmap),
@@ -193,7 +226,16 @@ def build_explain_tab(explorer: Explorer, model: gr.Dropdown) -> None:
         probs = dict(zip(x.class_names, map(float, x.activations.probabilities), strict=True))
         figure = evidence_figure(x.activations, x.target_class, x.class_names)
         left, right, text, _ = attribution_pictures(x, cmap, None)
-        return explanation_summary(x), probs, figure, evidence_table(x), gallery, left, right, text
+        return (
+            prefix + explanation_summary(x),
+            probs,
+            figure,
+            evidence_table(x),
+            gallery,
+            left,
+            right,
+            text,
+        )
 
     def why_not(path, model_id, target_choice, other):
         if not path or not other:
@@ -227,7 +269,7 @@ def build_explain_tab(explorer: Explorer, model: gr.Dropdown) -> None:
     def pick_example(model_id: str, event: gr.SelectData) -> np.ndarray:
         return read_png(explorer.bundle(model_id).examples()[event.index])
 
-    inputs = [image, model, top_k, ranked_by, target, colormap]
+    inputs = [image, model, top_k, ranked_by, target, colormap, what_if]
     outputs = [summary, probabilities, evidence, table, pairs, post_hoc, own, note]
     run.click(explain, inputs, outputs, api_name="explain")
     image.upload(explain, inputs, outputs, api_name=False)

@@ -10,7 +10,9 @@ from explorer.analysis.nearest import NearestPatches
 from explorer.analysis.prototypes import PrototypeView
 from explorer.api import SPLITS, Explorer
 from explorer.errors import ExplorerError
+from explorer.ui.choices import required_prototype
 from explorer.ui.tabs.attributes import build_prototype_section
+from explorer.ui.tabs.labels import build_label_controls
 from explorer.viz.figures import weights_figure
 from explorer.viz.overlays import enlarge
 from explorer.viz.pairs import activation_picture, boxed_picture, crop
@@ -76,7 +78,7 @@ def detail_text(explorer: Explorer, model_id: str, view: PrototypeView) -> str:
     return "\n\n".join(lines)
 
 
-def build_prototypes_tab(explorer: Explorer, model: gr.Dropdown) -> None:
+def build_prototypes_tab(explorer: Explorer, model: gr.Dropdown, reviewer: gr.Textbox) -> None:
     default = explorer.default_model
     names = list(explorer.bundle(default).spec.class_names) if default else []
     with gr.Row():
@@ -84,7 +86,9 @@ def build_prototypes_tab(explorer: Explorer, model: gr.Dropdown) -> None:
             [ALL_CLASSES, *names], value=ALL_CLASSES, label="Show prototypes of"
         )
         number = gr.Number(value=0, precision=0, label="Prototype")
+        previous = gr.Button("◀ previous [p]", elem_classes=["prototype-previous"], size="sm")
         show = gr.Button("Show prototype")
+        following = gr.Button("next [n] ▶", elem_classes=["prototype-next"], size="sm")
         compute = gr.Button("Compute nearest patches")
     initial, initial_ids = prototype_grid(explorer, default, ALL_CLASSES) if default else ([], [])
     grid = gr.Gallery(
@@ -140,9 +144,20 @@ def build_prototypes_tab(explorer: Explorer, model: gr.Dropdown) -> None:
         items, ids = prototype_grid(explorer, model_id, choice)
         return items, ids
 
+    gr.Markdown("### Label this prototype (keys: v valid, m misleading, u unsure, r redundant)")
+    build_label_controls(explorer, model, required_prototype, number, reviewer, api=True)
     build_prototype_section(explorer, model, number)
     outputs = [details, source, self_map, weights, nearest_train, nearest_test]
     show.click(show_prototype, [model, number], outputs, api_name="prototype")
+
+    def step(model_id: str, current: float | None, delta: int) -> int:
+        total = explorer.bundle(model_id).spec.num_prototypes
+        return (int(current or 0) + delta) % total
+
+    for button, delta in ((previous, -1), (following, 1)):
+        button.click(
+            lambda m, c, d=delta: step(m, c, d), [model, number], number, api_name=False
+        ).then(show_prototype, [model, number], outputs, api_name=False)
     number.submit(show_prototype, [model, number], outputs, api_name=False)
     grid.select(pick, shown_ids, number, api_name=False).then(
         show_prototype, [model, number], outputs, api_name=False
