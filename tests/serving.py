@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from explorer.api import Explorer
 from explorer.ui.app import launch
@@ -25,3 +31,33 @@ def served_app(explorer: Explorer | None = None) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}/"
     finally:
         app.close()
+
+
+@contextmanager
+def app_process(**env: str) -> Iterator[tuple[str, str, float]]:
+    """Runs ``python app.py`` as a user would, in its own process, on a free loopback port.
+
+    Yields:
+        ``(url, first page, seconds until it was served)``; the process is killed afterwards.
+    """
+    port = free_port()
+    root = Path(__file__).resolve().parent.parent
+    process = subprocess.Popen(
+        [sys.executable, "app.py"], cwd=root, env={**os.environ, **env, "EXPLORER_PORT": str(port)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        started = time.perf_counter()
+        page = ""
+        while time.perf_counter() - started < 90 and process.poll() is None:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    page = response.read().decode()
+                    break
+            except OSError:
+                time.sleep(0.25)
+        yield url, page, time.perf_counter() - started
+    finally:
+        process.kill()
+        process.wait(timeout=10)

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +12,7 @@ from gradio_client.exceptions import AppError
 from explorer.api import Explorer
 from tests.conftest import SHIPPED_MODELS
 from tests.corpus import bad_image_corpus
-from tests.serving import free_port, served_app
+from tests.serving import app_process, served_app
 
 
 @pytest.fixture(scope="module")
@@ -127,24 +122,8 @@ def listening_addresses(port: int) -> set[str]:
 
 @pytest.mark.slow
 def test_python_app_py_serves_the_default_model_on_loopback_only() -> None:
-    port = free_port()
-    root = Path(__file__).resolve().parent.parent
-    env = {**os.environ, "EXPLORER_PORT": str(port)}
-    process = subprocess.Popen([sys.executable, "app.py"], cwd=root, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
-    try:
-        started = time.perf_counter()
-        page = ""
-        while time.perf_counter() - started < 90 and process.poll() is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
-                    page = response.read().decode()
-                    break
-            except OSError:
-                time.sleep(0.25)
-        print(f"app ready after {time.perf_counter() - started:.1f} s")
+    with app_process() as (url, page, seconds):
+        print(f"app ready after {seconds:.1f} s")
         assert "Prototype explanation explorer" in page
+        port = int(url.rsplit(":", 1)[1].strip("/"))
         assert listening_addresses(port) == {"0100007F"}  # 127.0.0.1, nothing else
-    finally:
-        process.kill()
-        process.wait(timeout=10)

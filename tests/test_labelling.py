@@ -14,7 +14,7 @@ from gradio_client import Client
 
 from explorer.analysis.whatif import modified_last_layer
 from explorer.api import Explorer
-from tests.serving import served_app
+from tests.serving import app_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,9 +50,10 @@ def test_what_if_accuracy_equals_the_model_with_those_columns_zeroed(tmp_path: P
     assert all(p.prototype not in disabled or p.contribution == 0 for p in x.pairs)
 
 
+@pytest.mark.slow
 def test_labels_given_through_the_app_survive_a_restart(tmp_path: Path) -> None:
-    store = tmp_path / "labels.sqlite3"
-    with served_app(Explorer(label_path=store)) as url:
+    store = str(tmp_path / "labels.sqlite3")
+    with app_process(EXPLORER_LABELS_DB=store) as (url, _, _):
         client = Client(url, verbose=False)
         status = client.predict("elpv", 12, "artefact", "scanner edge", "Ana", api_name="/label")
         assert (
@@ -61,7 +62,7 @@ def test_labels_given_through_the_app_survive_a_restart(tmp_path: Path) -> None:
         undone = client.predict("elpv", 12, "Ana", api_name="/undo_label")
         assert "Undone" in undone and "no current label" in undone
         client.predict("elpv", 7, "", "", "Ben", api_name="/label")
-    with served_app(Explorer(label_path=store)) as url:  # a new process would open the same file
+    with app_process(EXPLORER_LABELS_DB=store) as (url, _, _):  # the app killed and started again
         client = Client(url, verbose=False)
         progress, table = client.predict("elpv", "any", "", False, api_name="/labels")
         assert "1 of 20 prototypes reviewed" in progress
