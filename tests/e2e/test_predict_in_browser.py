@@ -41,6 +41,11 @@ def test_explain_an_upload_then_browse_a_prototype(page, app_url: str) -> None:
     page.get_by_text("post-hoc estimate").first.wait_for(timeout=30_000)
     wait_for_images(page)
     screenshot(page, "explain")
+    page.get_by_label("Thumbnail 1 of 10").first.click()  # the strongest pair picks its prototype
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('input')].some(i => /^P[0-9]+ · /.test(i.value))",
+        timeout=30_000,
+    )
 
     page.get_by_role("tab", name="Prototypes").click()
     page.get_by_role("button", name="Show prototype").click()

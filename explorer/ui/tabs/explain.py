@@ -173,7 +173,7 @@ def build_explain_tab(
             )
     pairs = gr.Gallery(
         label="This looks like that: the image's patch (left, with activation) beside the prototype's "
-        "source patch (right, box on its training image)",
+        "source patch (right, box on its training image). Click a pair to pick its prototype below.",
         columns=3, height=560, object_fit="contain",
     )  # fmt: skip
     with gr.Row():
@@ -272,6 +272,19 @@ def build_explain_tab(
     inputs = [image, model, top_k, ranked_by, target, colormap, what_if]
     outputs = [summary, probabilities, evidence, table, pairs, post_hoc, own, note]
     run.click(explain, inputs, outputs, api_name="explain")
+
+    def pick_pair(model_id: str, event: gr.SelectData) -> str:
+        """Clicking a pair picks its prototype for the attribution and labelling panels."""
+        value = event.value if isinstance(event.value, dict) else {}
+        caption = str(value.get("caption") or "")
+        number = caption.split(" ", 1)[0].removeprefix("P")
+        if not number.isdigit():
+            raise gr.Error("Pick the prototype from the list below instead.")
+        bundle = explorer.bundle(model_id)
+        j = int(number)
+        return f"P{j} · {bundle.spec.class_names[bundle.model.prototype_classes[j]]}"
+
+    pairs.select(pick_pair, [model], prototype, api_name=False)
     image.upload(explain, inputs, outputs, api_name=False)
     examples.select(pick_example, [model], image, api_name=False).then(
         explain, inputs, outputs, api_name=False
