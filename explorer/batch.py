@@ -13,9 +13,10 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 from explorer.analysis.explanation import Explanation
 from explorer.api import Explorer
 from explorer.errors import ExplorerError
+from explorer.images import as_rgb
 from explorer.models.checkpoint import write_png
 from explorer.viz.heatmaps import ATTRIBUTION_COLORMAP, overlay, shared_scale
-from explorer.viz.overlays import as_rgb, enlarge
+from explorer.viz.overlays import enlarge
 from explorer.viz.pairs import DISPLAY_SIDE, pair_picture
 from explorer.viz.text import explanation_summary, position_words
 

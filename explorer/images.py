@@ -623,3 +623,22 @@ def _detail(exc: BaseException) -> str:
     """Short description of an exception for a user message."""
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def as_rgb(image: np.ndarray) -> np.ndarray:
+    """A uint8 image as ``[H, W, 3]``: grey ``[H, W]`` or ``[H, W, 1]`` is repeated to three channels,
+    RGB is returned as it is.
+
+    Raises:
+        ValueError: not uint8, or not one of those shapes.
+    """
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise ValueError(f"image must be uint8, got {image.dtype}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 2:
+        return np.repeat(image[:, :, None], 3, axis=2)  # [H, W, 3]
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"image must be [H, W, 3] RGB or [H, W] grey, got shape {image.shape}")
+    return image

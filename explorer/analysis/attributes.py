@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from scipy import stats
 
+from explorer.images import as_rgb
 from explorer.models.protopnet import ProtoPNet
 
 log = logging.getLogger(__name__)
@@ -78,20 +79,6 @@ class ImageModification(Protocol):
 
 
 # --- helpers ------------------------------------------------------------------------------------------
-
-
-def _as_rgb(image: np.ndarray) -> np.ndarray:
-    """uint8 ``[H, W, 3]``; grey ``[H, W]`` or ``[H, W, 1]`` images are repeated to three channels."""
-    image = np.asarray(image)
-    if image.dtype != np.uint8:
-        raise ValueError(f"images must be uint8, not {image.dtype}")
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[:, :, 0]
-    if image.ndim == 2:
-        return np.repeat(image[:, :, None], 3, axis=2)
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected an [H, W, 3] or [H, W] image, got shape {image.shape}")
-    return image
 
 
 def image_is_grey(image: np.ndarray) -> bool:
@@ -200,7 +187,7 @@ def attribute_batch(
     versions: list[np.ndarray] = []
     grey = np.zeros(num, dtype=bool)
     for b, image in enumerate(images):
-        rgb = _as_rgb(image)
+        rgb = as_rgb(image)
         grey[b] = image_is_grey(rgb)
         versions.append(rgb)
         for modification in modifications:

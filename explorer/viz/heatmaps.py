@@ -16,6 +16,8 @@ from functools import cache
 import cv2
 import numpy as np
 
+from explorer.images import as_rgb
+
 __all__ = [
     "ACTIVATION_COLORMAP",
     "ATTRIBUTION_COLORMAP",
@@ -170,15 +172,7 @@ def overlay(
         ValueError: a non-uint8 or badly shaped image, ``alpha`` outside ``[0, 1]``, or any
             :func:`colourise` error.
     """
-    image = np.asarray(image_rgb)
-    if image.dtype != np.uint8:
-        raise ValueError(f"image must be uint8, got {image.dtype}")
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[:, :, 0]
-    if image.ndim == 2:
-        image = np.repeat(image[:, :, None], 3, axis=2)  # [H, W, 3]
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"image must be [H, W, 3] RGB or [H, W] grey, got shape {image.shape}")
+    image = as_rgb(image_rgb)
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
     values = np.asarray(values)

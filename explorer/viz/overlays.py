@@ -5,6 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from explorer.images import as_rgb
+
 BOX_COLOUR = (255, 221, 0)  # yellow: visible on grey, colour and dark images
 
 
@@ -16,13 +18,6 @@ def enlarge(image: np.ndarray, min_side: int = 224) -> np.ndarray:
     return cv2.resize(
         image, (image.shape[1] * factor, image.shape[0] * factor), interpolation=cv2.INTER_NEAREST
     )
-
-
-def as_rgb(image: np.ndarray) -> np.ndarray:
-    """Grey ``[H, W]`` / ``[H, W, 1]`` or RGB ``[H, W, 3]`` uint8 → RGB ``[H, W, 3]``."""
-    if image.ndim == 3 and image.shape[2] == 3:
-        return image
-    return np.repeat(image.reshape(image.shape[0], image.shape[1], 1), 3, axis=2)
 
 
 def draw_box(

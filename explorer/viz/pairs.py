@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from explorer.analysis.explanation import Explanation, PatchPair
+from explorer.images import as_rgb
 from explorer.viz.heatmaps import ACTIVATION_COLORMAP, overlay
-from explorer.viz.overlays import as_rgb, draw_box, enlarge
+from explorer.viz.overlays import draw_box, enlarge
 
 DISPLAY_SIDE = 224
 GAP = 8

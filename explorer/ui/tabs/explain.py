@@ -10,6 +10,7 @@ import numpy as np
 from explorer.analysis.explanation import Explanation
 from explorer.api import Explorer
 from explorer.errors import ExplorerError
+from explorer.images import as_rgb
 from explorer.models.checkpoint import example_class, read_png
 from explorer.ui.choices import STRONGEST, prototype_choices, prototype_index, required_prototype
 from explorer.ui.components import UploadedImage
@@ -17,7 +18,7 @@ from explorer.ui.tabs.attributes import build_match_section
 from explorer.ui.tabs.labels import build_label_controls
 from explorer.viz.figures import comparison_figure, evidence_figure
 from explorer.viz.heatmaps import ATTRIBUTION_COLORMAP, COLOUR_BLIND_SAFE, overlay, shared_scale
-from explorer.viz.overlays import as_rgb, enlarge
+from explorer.viz.overlays import enlarge
 from explorer.viz.pairs import DISPLAY_SIDE, activation_picture, pair_caption, pair_picture
 from explorer.viz.text import explanation_summary
 
