@@ -93,6 +93,14 @@ def test_attribute_explanations_answer(client: Client) -> None:
         )
 
 
+def test_model_card_answers_for_every_shipped_model(client: Client) -> None:
+    for model_id in SHIPPED_MODELS:
+        card = client.predict(model_id, api_name="/model_card")
+        bundle = Explorer().bundle(model_id)
+        assert card.startswith(f"# {bundle.spec.title}") and bundle.content_hash in card
+        assert "Licence" in card and "Nearest patches, train split" in card
+
+
 def test_bad_upload_gets_a_clear_message_and_the_app_keeps_serving(
     client: Client, tmp_path: Path
 ) -> None:

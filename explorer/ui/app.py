@@ -7,6 +7,7 @@ import gradio as gr
 from explorer.api import Explorer
 from explorer.ui.tabs.explain import build_explain_tab
 from explorer.ui.tabs.labels import SHORTCUT_JS, build_labels_tab
+from explorer.ui.tabs.model_card import build_model_card_tab
 from explorer.ui.tabs.prototypes import build_prototypes_tab
 from explorer.ui.tabs.redundancy import build_redundancy_tab
 
@@ -63,6 +64,8 @@ def build_app(explorer: Explorer) -> gr.Blocks:
             build_redundancy_tab(explorer, model)
         with gr.Tab("Labels"):
             build_labels_tab(explorer, model)
+        with gr.Tab("Model card"):
+            build_model_card_tab(explorer, model)
     return app
 
 

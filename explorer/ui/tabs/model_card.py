@@ -1,0 +1,45 @@
+"""The Model card tab: what the model is, its data and licence, accuracy, and what is computed."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import gradio as gr
+
+from explorer.api import SPLITS, Explorer
+from explorer.models.card import model_card_markdown
+
+
+def card_text(explorer: Explorer, model_id: str) -> str:
+    """The model's card (from its spec) followed by the status of its stored analyses."""
+    bundle = explorer.bundle(model_id)
+    lines = [model_card_markdown(bundle.spec), "## In this explorer", ""]
+    lines.append(f"- Folder: `{bundle.folder}`; content hash `{bundle.content_hash}`")
+    for split in SPLITS:
+        done = "stored" if explorer.has_nearest(model_id, split) else "not computed"
+        lines.append(f"- Nearest patches, {split} split: {done}")
+    for mode in ("reference", "disentangled"):
+        for split in SPLITS:
+            done = (
+                "stored"
+                if explorer.has_global_attributes(model_id, split, mode)
+                else "not computed"
+            )
+            lines.append(f"- Attribute explanation ({mode} set), {split} split: {done}")
+    reviewed, total = explorer.review_progress(model_id)
+    lines.append(f"- Labels: {reviewed} of {total} prototypes reviewed")
+    lines.append(
+        "\nAnalyses marked *not computed* need the model's data set: compute them from the tabs "
+        f"or run `python -m explorer analyse --model {model_id}`."
+    )
+    return "\n".join(lines)
+
+
+def build_model_card_tab(explorer: Explorer, model: gr.Dropdown) -> None:
+    card = gr.Markdown(
+        card_text(explorer, explorer.default_model) if explorer.default_model else ""
+    )
+    refresh = gr.Button("Refresh", size="sm")
+    show = partial(card_text, explorer)
+    refresh.click(show, model, card, api_name="model_card")
+    model.change(show, model, card, api_name=False)
