@@ -93,6 +93,42 @@ def test_attribute_explanations_answer(client: Client) -> None:
         )
 
 
+@pytest.mark.slow
+def test_nearest_patches_and_global_attributes_are_computed_through_the_app(client: Client) -> None:
+    details, _, _, _, train, test = client.predict("synthetic", 4, api_name="/nearest")
+    assert "from its own class" in details and len(train) == 5 and len(test) == 5
+    chart, text, dose = client.predict(
+        "synthetic", 4, "reference", "reference (raw, as the paper)", api_name="/compute_attributes"
+    )
+    assert chart is not None and dose is not None
+    assert "Prototype 4" in text and "from train to test" in text and "Welch" in text
+    card = client.predict("synthetic", api_name="/model_card")
+    assert "Nearest patches, test split: stored" in card
+    assert "Attribute explanation (reference set), train split: stored" in card
+
+
+def test_labels_import_through_the_app(client: Client, tmp_path: Path) -> None:
+    from explorer.labels import exchange
+    from explorer.labels.store import LabelStore
+
+    other = LabelStore(tmp_path / "other.sqlite3")
+    bundle = Explorer().bundle("synthetic")
+    other.add(bundle.content_hash, "synthetic", 9, "redundant", "Cleo", comment="same as P8")
+    exchange.export_json(other, tmp_path / "labels.json")
+    message = client.predict(
+        "synthetic", handle_file(str(tmp_path / "labels.json")), api_name="/import_labels"
+    )
+    assert message.startswith("Imported 1 new events")
+    again = client.predict(
+        "synthetic", handle_file(str(tmp_path / "labels.json")), api_name="/import_labels"
+    )
+    assert again.startswith("Imported 0 new events")
+    with pytest.raises(AppError):
+        client.predict(
+            "synthetic", handle_file(str(tmp_path / "other.sqlite3")), api_name="/import_labels"
+        )
+
+
 def test_model_card_answers_for_every_shipped_model(client: Client) -> None:
     for model_id in SHIPPED_MODELS:
         card = client.predict(model_id, api_name="/model_card")
