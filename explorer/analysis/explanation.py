@@ -10,6 +10,7 @@ import torch
 from explorer.analysis.activations import ImageActivations, image_activations
 from explorer.analysis.attributions import AttributionMap, attribute
 from explorer.analysis.boxes import high_activation_box
+from explorer.analysis.whatif import disabled_weight
 from explorer.models.checkpoint import ModelBundle
 from explorer.models.preprocess import to_model_pixels
 
@@ -105,9 +106,9 @@ def explain_image(
     x = model.preprocess([rgb])
     with torch.inference_mode():
         output = model(x)
-    weight = model.last_layer_weight.detach().numpy().copy()
+    weight = model.last_layer_weight.detach().numpy()
     if disabled:
-        weight[:, sorted(disabled)] = 0.0
+        weight = disabled_weight(weight, disabled).astype(weight.dtype)
         output = replace(output, logits=output.scores @ torch.from_numpy(weight).t())
     acts = image_activations(output, weight, model.prototype_classes, bundle.spec.input_size)
     target = acts.predicted if class_index is None else int(class_index)

@@ -7,7 +7,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from explorer.analysis.redundancy import DEFAULT_THRESHOLD, RedundancyReport
+from explorer.analysis.redundancy import DEFAULT_THRESHOLD, RedundancyReport, prune_plan
 from explorer.analysis.whatif import WhatIf
 from explorer.api import Explorer
 from explorer.errors import ExplorerError
@@ -141,11 +141,10 @@ def build_redundancy_tab(explorer: Explorer, model: gr.Dropdown) -> None:
                     raise ValueError(
                         f"there are {len(report.clusters)} clusters: choose 1 to {len(report.clusters)}"
                     )
-                members = list(report.clusters[int(cluster_number) - 1].members)
+                cluster = report.clusters[int(cluster_number) - 1]
                 weight = bundle.model.last_layer_weight.detach().numpy()
-                own = [weight[bundle.model.prototype_classes[j], j] for j in members]
-                keep = members[int(np.argmax(own))]
-                merges = {keep: [j for j in members if j != keep]}
+                merges = prune_plan([cluster], weight, every_cluster=True)
+                keep = next(iter(merges))
                 what.append(f"cluster {int(cluster_number)} merged into P{keep}")
             if disabled:
                 what.append("disabled " + ", ".join(f"P{j}" for j in disabled))
