@@ -1,15 +1,18 @@
-"""The command line: ``python -m explorer train|predict|explain|analyse|redundancy|labels|models``.
+"""The command line: ``python -m explorer train|predict|explain|report|analyse|redundancy|labels|models``.
 
 Every command prints JSON on stdout (progress on stderr); a bad input ends with a one-line message on
 stderr and exit status 2, never a traceback. ``explain`` goes on past files it cannot read, reports
-them on stderr and in its summary, and exits with 1 when some failed (2 when all did).
+them on stderr and in its summary, and exits with 1 when some failed (2 when all did). ``report``
+goes on past files it cannot read too, names each on stderr, and exits with 2 if any was bad.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -77,6 +80,80 @@ def _explain(args: argparse.Namespace) -> int:
     if not summary["explained"] and summary["failed"]:
         return EXIT_BAD_INPUT
     return 1 if summary["failed"] else 0
+
+
+def _output_folder(out: Path) -> Path:
+    """``out``, created if missing; a clear error when it cannot be a writable folder."""
+    if out.exists() and not out.is_dir():
+        raise ExplorerError(f"--out {out} exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ExplorerError(
+            f"cannot create the output folder {out}: {error.strerror or error}"
+        ) from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise ExplorerError(f"cannot write into the output folder {out}: permission denied")
+    return out
+
+
+def _unique_stem(stem: str, used: set[str]) -> str:
+    """``stem``, or ``stem-2``, ``stem-3``, ... if an earlier input of this run had the same name
+    (compared without case, for case-insensitive file systems)."""
+    candidate, n = stem, 1
+    while candidate.lower() in used:
+        n += 1
+        candidate = f"{stem}-{n}"
+    used.add(candidate.lower())
+    return candidate
+
+
+def _report(args: argparse.Namespace) -> int:
+    from explorer.api import Explorer
+    from explorer.batch import expand_paths
+    from explorer.report import build_case, write_reports
+
+    if args.top_k < 1:
+        raise ExplorerError(f"--top-k must be at least 1, not {args.top_k}")
+    explorer = Explorer()
+    model_id = explorer.bundle(args.model).spec.model_id  # an unknown model fails before any work
+    out = _output_folder(Path(args.out))
+    disabled = explorer.misleading(model_id) if args.without_misleading else set()
+    attribution = None if args.attribution == "none" else args.attribution
+    images = expand_paths(args.paths)
+    bad = 0
+    for path in map(Path, args.paths):
+        if path.is_dir() and not any(p.is_relative_to(path) for p in images):
+            print(f"error: {path}: no image files in this folder", file=sys.stderr, flush=True)
+            bad += 1
+    used: set[str] = set()
+    for image in images:
+        try:
+            case = build_case(
+                explorer, image, model_id, top_k=args.top_k, attribution=attribution,
+                mode=args.mode, disabled=disabled,
+            )  # fmt: skip
+        except (ExplorerError, ValueError) as error:
+            print(f"error: {image}: {error}", file=sys.stderr, flush=True)
+            bad += 1
+            continue
+        stem = _unique_stem(image.stem, used)
+        try:
+            html, pdf = write_reports(case, out, stem)
+        except OSError as error:
+            raise ExplorerError(
+                f"cannot write the reports into {out}: {error.strerror or error}"
+            ) from None
+        record = {
+            "image": str(image),
+            "html": str(html),
+            "pdf": str(pdf),
+            "model_id": case.model_id,
+            "predicted_class": case.predicted_class,
+            "probability": round(case.probability, 6),
+        }
+        print(json.dumps(record), flush=True)
+    return EXIT_BAD_INPUT if bad else 0
 
 
 def _analyse(args: argparse.Namespace) -> int:
@@ -195,6 +272,20 @@ def _labels(args: argparse.Namespace) -> int:
     return 0
 
 
+def _users(args: argparse.Namespace) -> int:
+    from explorer.auth import add_user
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            raise ExplorerError("the two passwords differ; nothing was changed")
+    new = add_user(args.file, args.name, password)
+    print(json.dumps({"file": str(args.file), "user": args.name, "added": new}))
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     from explorer.api import Explorer
 
@@ -249,6 +340,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain.set_defaults(run=_explain)
 
+    report = commands.add_parser(
+        "report",
+        help="self-contained case reports: per image one HTML file and one PDF (JSON line each)",
+    )
+    report.add_argument("paths", nargs="+", help="image files or folders of images")
+    report.add_argument("--model", help="model id (default: the default model)")
+    report.add_argument("--out", required=True, help="output folder (created if missing)")
+    report.add_argument("--top-k", type=int, default=5, help="prototype pairs per report")
+    report.add_argument(
+        "--mode", default="reference", choices=["reference", "disentangled"],
+        help="attribute modification set",
+    )  # fmt: skip
+    report.add_argument(
+        "--attribution",
+        default="gradcam",
+        choices=["gradcam", "occlusion", "integrated_gradients", "none"],
+    )
+    report.add_argument(
+        "--without-misleading", action="store_true",
+        help="leave out the prototypes labelled misleading (the what-if model)",
+    )  # fmt: skip
+    report.set_defaults(run=_report)
+
     analyse = commands.add_parser(
         "analyse",
         help="compute and store data-wide analyses: nearest patches, test scores, attributes",
@@ -282,6 +396,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--history", action="store_true", help="every event, not only current labels"
     )
     labels.set_defaults(run=_labels)
+
+    users = commands.add_parser(
+        "users", help="manage the login file for shared deployments (python app.py --auth FILE)"
+    )
+    users_commands = users.add_subparsers(dest="action", required=True)
+    add = users_commands.add_parser("add", help="add a user or change their password")
+    add.add_argument("name", help="user name (letters, digits, . _ @ -)")
+    add.add_argument("--file", required=True, help="credentials file (created if missing)")
+    add.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    add.set_defaults(run=_users)
 
     models = commands.add_parser("models", help="list the available models (JSON)")
     models.set_defaults(run=_models)

@@ -1,0 +1,458 @@
+"""One image's case, computed once into plain data that the HTML and PDF renderers only lay out.
+
+Everything comes from the :class:`~explorer.api.Explorer` facade and the public :mod:`explorer.viz`
+functions, so a report shows exactly the numbers and pictures the Explain tab shows.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from PIL import Image
+
+from explorer.analysis.attribute_report import match_attributes
+from explorer.analysis.attribute_sets import MODES
+from explorer.analysis.attributes import ranking
+from explorer.analysis.explanation import Explanation
+from explorer.api import SPLITS, Explorer
+from explorer.images import as_rgb, load_image
+from explorer.viz.figures import evidence_figure, evidence_terms
+from explorer.viz.heatmaps import ACTIVATION_COLORMAP, ATTRIBUTION_COLORMAP, overlay, shared_scale
+from explorer.viz.overlays import enlarge
+from explorer.viz.pairs import DISPLAY_SIDE, activation_picture, boxed_picture, pair_caption
+from explorer.viz.text import explanation_summary, position_words
+
+EVIDENCE_TERMS = 10  # bars of the evidence chart before "other N prototypes", as the Explain tab
+METHOD_NAMES = {
+    "gradcam": "Grad-CAM",
+    "occlusion": "Occlusion",
+    "integrated_gradients": "Integrated Gradients",
+}
+UNKNOWN_SOURCE = "(image given in memory)"
+
+
+@dataclass(frozen=True)
+class Picture:
+    """A rendered picture: PNG bytes, its size, and a text alternative for people who cannot see it."""
+
+    png: bytes = field(repr=False)
+    width: int
+    height: int
+    alt: str
+
+    @classmethod
+    def from_array(cls, rgb: np.ndarray, alt: str) -> Picture:
+        rgb = as_rgb(rgb)
+        buffer = io.BytesIO()
+        Image.fromarray(rgb).save(buffer, format="PNG")
+        return cls(
+            png=buffer.getvalue(), width=int(rgb.shape[1]), height=int(rgb.shape[0]), alt=alt
+        )
+
+
+@dataclass(frozen=True)
+class EvidenceTerm:
+    """One bar of the evidence chart: a prototype's contribution, or the rest taken together."""
+
+    label: str
+    value: float
+    prototype: int | None  # None for the "other N prototypes" term
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The evidence for one class: contributions (similarity × weight) that sum to its logit.
+
+    Attributes:
+        class_index, class_name: the explained class (the predicted one).
+        logit: its logit.
+        contributions: ``[P]`` every prototype's contribution (they sum to ``logit``).
+        terms: the chart's bars (the largest by magnitude, then the rest as one term).
+        summary: the chart in words.
+        figure: the Explain tab's plotly waterfall (for callers that show plotly; the renderers draw
+            their own static chart from ``terms``).
+    """
+
+    class_index: int
+    class_name: str
+    logit: float
+    contributions: tuple[float, ...]
+    terms: tuple[EvidenceTerm, ...]
+    summary: str
+    figure: go.Figure = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class PairReport:
+    """One "this looks like that" pair with its numbers and its two pictures."""
+
+    rank: int
+    prototype: int
+    prototype_class: str
+    similarity: float
+    weight: float
+    contribution: float
+    where: str
+    image_box: tuple[int, int, int, int]
+    source_box: tuple[int, int, int, int] | None
+    caption: str
+    image_picture: Picture
+    source_picture: Picture | None
+
+
+@dataclass(frozen=True)
+class AttributionReport:
+    """The post-hoc attribution map over the image, and what it shows."""
+
+    method: str
+    target: str
+    picture: Picture
+    note: str
+
+
+@dataclass(frozen=True)
+class AttributeReport:
+    """Why one top prototype matches this image (Nauta et al.'s local explanation).
+
+    Attributes:
+        sentence: the library's sentence (names its reading; says when hue/saturation do not apply).
+        phi: ``(modification, φ)`` of the applicable modifications, largest first.
+        not_applicable: modifications that cannot apply (grey images or grey-input models).
+        disagrees: the match ranks modifications unlike the prototype's stored global explanation.
+        global_split: which split the global explanation came from (``None``: none stored).
+    """
+
+    prototype: int
+    prototype_class: str
+    sentence: str
+    phi: tuple[tuple[str, float], ...]
+    not_applicable: tuple[str, ...]
+    disagrees: bool
+    global_split: str | None
+
+
+@dataclass(frozen=True)
+class LabelEntry:
+    """A current reviewer label of one of the report's prototypes."""
+
+    prototype: int
+    verdict: str
+    reason: str | None
+    comment: str
+    reviewer: str
+    time: str
+    case: str | None
+
+
+@dataclass(frozen=True)
+class CaseReport:
+    """Everything a case report shows, computed and rendered (plain data; see :func:`build_case`)."""
+
+    model_id: str
+    title: str
+    content_hash: str
+    date: str
+    source_name: str
+    class_names: tuple[str, ...]
+    predicted: int
+    probabilities: tuple[float, ...]
+    logits: tuple[float, ...]
+    summary: str
+    image: Picture
+    evidence: Evidence
+    pairs: tuple[PairReport, ...]
+    attribution: AttributionReport | None
+    attribute_mode: str
+    attributes: tuple[AttributeReport, ...]
+    labels: tuple[LabelEntry, ...]
+    disabled: tuple[int, ...] = ()
+    as_trained: tuple[str, float] | None = None
+
+    @property
+    def predicted_class(self) -> str:
+        return self.class_names[self.predicted]
+
+    @property
+    def probability(self) -> float:
+        return self.probabilities[self.predicted]
+
+
+def signed(value: float, decimals: int = 2) -> str:
+    """``+1.23`` / ``−0.40`` with a typographic minus (zero shows no sign)."""
+    text = f"{value:+.{decimals}f}"
+    if float(text) == 0:
+        text = f"{abs(value):.{decimals}f}"
+    return text.replace("-", "−")
+
+
+def number(value: float, decimals: int = 4) -> str:
+    """``value`` with a typographic minus (a value that rounds to zero shows no sign)."""
+    text = f"{value:.{decimals}f}"
+    if float(text) == 0:
+        text = text.lstrip("-")
+    return text.replace("-", "−")
+
+
+def utc_date(now: datetime | None) -> str:
+    """ISO 8601 in UTC to the second; a naive ``now`` counts as UTC."""
+    moment = now or datetime.now(UTC)
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment.isoformat(timespec="seconds")
+
+
+def _source_name(image: Any, source_name: str | None) -> str:
+    if source_name:
+        return str(source_name)
+    if isinstance(image, (str, os.PathLike)):
+        return Path(image).name
+    return UNKNOWN_SOURCE
+
+
+def _evidence(x: Explanation) -> Evidence:
+    acts = x.activations
+    target = x.target_class
+    name = x.class_names[target]
+    labels, values = evidence_terms(acts, target, EVIDENCE_TERMS)
+    terms = tuple(
+        EvidenceTerm(label, value, int(label[1:]) if label.startswith("P") else None)
+        for label, value in zip(labels, values, strict=True)
+    )
+    row = acts.contributions[target]
+    logit = float(acts.logits[target])
+    strongest = [t for t in terms if t.prototype is not None][:3]
+    largest = ", ".join(f"prototype {t.prototype} ({signed(t.value)})" for t in strongest)
+    summary = (
+        f"Logit of class *{name}* = {number(logit)}, the sum of {len(row)} contributions "
+        f"(similarity × weight, one per prototype); largest by size: {largest}."
+    )
+    rest = next((t for t in terms if t.prototype is None), None)
+    if rest is not None:
+        summary += (
+            f" The chart shows the {len(terms) - 1} largest; the {rest.label} add "
+            f"{signed(rest.value)} together."
+        )
+    return Evidence(
+        class_index=target,
+        class_name=name,
+        logit=logit,
+        contributions=tuple(float(v) for v in row),
+        terms=terms,
+        summary=summary,
+        figure=evidence_figure(acts, target, x.class_names, EVIDENCE_TERMS),
+    )
+
+
+def _pairs(explorer: Explorer, x: Explanation, model_id: str) -> tuple[PairReport, ...]:
+    bundle = explorer.bundle(model_id)
+    names = x.class_names
+    size = x.activations.input_size
+    out = []
+    for rank, pair in enumerate(x.pairs, start=1):
+        where = position_words(pair.image_box, size)
+        cls = names[pair.prototype_class]
+        left = activation_picture(x.pixels, pair.activation, pair.image_box, ACTIVATION_COLORMAP)
+        image_picture = Picture.from_array(
+            left,
+            f"The input image with prototype {pair.prototype}'s similarity map overlaid (jet "
+            f"colours: red most similar, blue least) and a yellow box around the region that looks "
+            f"most like the prototype, at the {where}; similarity {pair.similarity:.2f}.",
+        )
+        source_picture = None
+        if bundle.projection:
+            source_picture = Picture.from_array(
+                boxed_picture(bundle.source_image(pair.prototype), pair.source_box),
+                f"Prototype {pair.prototype}'s source training image (class {cls}) with a yellow "
+                f"box around the patch the prototype was taken from.",
+            )
+        out.append(
+            PairReport(
+                rank=rank,
+                prototype=pair.prototype,
+                prototype_class=cls,
+                similarity=pair.similarity,
+                weight=pair.weight,
+                contribution=pair.contribution,
+                where=where,
+                image_box=tuple(int(v) for v in pair.image_box),  # type: ignore[arg-type]
+                source_box=None
+                if pair.source_box is None
+                else tuple(int(v) for v in pair.source_box),  # type: ignore[arg-type]
+                caption=pair_caption(x, pair),
+                image_picture=image_picture,
+                source_picture=source_picture,
+            )
+        )
+    return tuple(out)
+
+
+def _attribution(x: Explanation) -> AttributionReport | None:
+    attribution = x.attribution
+    if attribution is None:
+        return None
+    values = attribution.values
+    base, _, smooth = attribution.method.partition("+")
+    method = METHOD_NAMES.get(base, base) + (f" + {smooth}" if smooth else "")
+    is_signed = bool(values.min() < 0)
+    vmin, vmax = shared_scale([values], signed=is_signed)
+    colormap = ATTRIBUTION_COLORMAP if is_signed else ACTIVATION_COLORMAP
+    picture = overlay(
+        enlarge(as_rgb(x.pixels), DISPLAY_SIDE), values, colormap=colormap, vmin=vmin, vmax=vmax
+    )
+    target = (
+        f"prototype {attribution.target}"
+        if attribution.target_kind == "prototype"
+        else f"class {x.class_names[attribution.target]}"
+    )
+    colours = (
+        "blue negative, white zero, red positive"
+        if is_signed
+        else "jet colours: red strongest, blue weakest"
+    )
+    note = (
+        f"{method} for {target}: a post-hoc estimate of where the backbone's evidence "
+        f"lies ({colours}; colour scale {vmin:.3g} … {vmax:.3g}). It is not the model's reasoning; "
+        "the prototype similarity maps above are."
+    )
+    if attribution.all_zero:
+        note += " The map is zero everywhere (the target does not depend on this image)."
+    alt = f"The input image with its {method} attribution map for {target} overlaid ({colours})."
+    return AttributionReport(
+        method=method,
+        target=target,
+        picture=Picture.from_array(picture, alt),
+        note=note,
+    )
+
+
+def _attributes(
+    explorer: Explorer, rgb: np.ndarray, model_id: str, pairs: tuple[PairReport, ...], mode: str
+) -> tuple[AttributeReport, ...]:
+    # Explorer.match_attributes, with the image's local explanation (all prototypes in one batched
+    # forward) computed once for every pair instead of once per pair.
+    local = explorer.local_attributes(rgb, model_id, mode)
+    stored = next(
+        (
+            explorer.global_attributes(model_id, split, mode)
+            for split in SPLITS
+            if explorer.has_global_attributes(model_id, split, mode)
+        ),
+        None,
+    )
+    out = []
+    for pair in pairs:
+        match = match_attributes(local, pair.prototype, pair.prototype_class, stored)
+        keep = [n not in match.not_applicable for n in match.names]
+        phi = ranking(
+            np.asarray(match.local)[keep], [n for n, k in zip(match.names, keep, strict=True) if k]
+        )
+        out.append(
+            AttributeReport(
+                prototype=pair.prototype,
+                prototype_class=pair.prototype_class,
+                sentence=match.sentence,
+                phi=tuple((name, float(value)) for name, value in phi),
+                not_applicable=tuple(match.not_applicable),
+                disagrees=bool(match.disagrees),
+                global_split=match.global_split,
+            )
+        )
+    return tuple(out)
+
+
+def _labels(explorer: Explorer, model_id: str, prototypes: set[int]) -> tuple[LabelEntry, ...]:
+    return tuple(
+        LabelEntry(
+            prototype=event.prototype,
+            verdict=str(event.verdict),
+            reason=event.reason,
+            comment=event.comment,
+            reviewer=event.reviewer,
+            time=event.time,
+            case=event.case,
+        )
+        for event in explorer.current_labels(model_id)
+        if event.prototype in prototypes and event.verdict is not None
+    )
+
+
+def build_case(
+    explorer: Explorer,
+    image: Any,
+    model_id: str | None = None,
+    *,
+    top_k: int = 5,
+    attribution: str | None = "gradcam",
+    mode: str = "reference",
+    disabled: set[int] | None = None,
+    source_name: str | None = None,
+    now: datetime | None = None,
+) -> CaseReport:
+    """Explains one image and renders everything a case report shows.
+
+    Args:
+        explorer: the facade.
+        image: a path, bytes, PIL image or numpy array (see :func:`explorer.images.load_image`).
+        model_id: which model (the default model when ``None``).
+        top_k: how many "this looks like that" pairs (and attribute explanations).
+        attribution: a post-hoc method (``gradcam``, ``occlusion``, ``integrated_gradients``), or
+            ``None`` / ``"none"`` for none.
+        mode: the attribute modification set, ``reference`` or ``disentangled``.
+        disabled: prototypes to leave out (the what-if model, e.g. those labelled misleading).
+        source_name: the file name shown in the header (default: the path's name).
+        now: the report's date (default: now); a fixed value makes the output reproducible.
+
+    Raises:
+        BadImageError: the image cannot be used. UnknownModelError: the model. ValueError: an
+        option is out of range.
+    """
+    if top_k < 1:
+        raise ValueError(f"top_k must be at least 1, not {top_k}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    bundle = explorer.bundle(model_id)
+    model_id = bundle.spec.model_id
+    rgb = load_image(image)
+    method = None if attribution in (None, "none") else attribution
+    off = set(disabled or ())
+    x = explorer.explain(rgb, model_id, top_k=top_k, attribution=method, disabled=off)
+    acts = x.activations
+    pairs = _pairs(explorer, x, model_id)
+    as_trained = None
+    if off:
+        plain = explorer.predict(rgb, model_id, top_k=0)
+        as_trained = (plain.class_names[plain.predicted], plain.probabilities[plain.predicted])
+    source = _source_name(image, source_name)
+    height, width = acts.input_size
+    picture = Picture.from_array(
+        enlarge(as_rgb(x.pixels), DISPLAY_SIDE),
+        f"The input image {source} as the model sees it ({width}×{height} pixels"
+        f"{', grey' if bundle.spec.channels == 1 or bundle.spec.grey_input else ''}).",
+    )
+    return CaseReport(
+        model_id=model_id,
+        title=bundle.spec.title,
+        content_hash=bundle.content_hash,
+        date=utc_date(now),
+        source_name=source,
+        class_names=tuple(x.class_names),
+        predicted=acts.predicted,
+        probabilities=tuple(float(p) for p in acts.probabilities),
+        logits=tuple(float(v) for v in acts.logits),
+        summary=explanation_summary(x),
+        image=picture,
+        evidence=_evidence(x),
+        pairs=pairs,
+        attribution=_attribution(x),
+        attribute_mode=mode,
+        attributes=_attributes(explorer, rgb, model_id, pairs, mode),
+        labels=_labels(explorer, model_id, {p.prototype for p in pairs}),
+        disabled=tuple(sorted(off)),
+        as_trained=as_trained,
+    )
