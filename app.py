@@ -1,4 +1,5 @@
-"""Start the explorer: ``python app.py [--model ID] [--port N] [--host ADDR] [--models DIR ...]``."""
+"""Start the explorer: ``python app.py [--model ID] [--port N] [--host ADDR] [--models DIR ...]
+[--auth FILE]``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import sys
 
 from explorer.api import WEIGHTS_DIR, Explorer
+from explorer.auth import Credentials
 from explorer.errors import ExplorerError
 from explorer.ui.app import LOCALHOST, launch
 
@@ -17,9 +19,16 @@ parser.add_argument("--host", default=os.environ.get("EXPLORER_HOST", LOCALHOST)
 parser.add_argument(
     "--models", nargs="*", default=[], help="extra model folders or folders of them"
 )
+parser.add_argument(
+    "--auth",
+    default=os.environ.get("EXPLORER_AUTH_FILE"),
+    help="require a login from the users in this file (python -m explorer users add NAME --file "
+    "FILE); labels are then attributed to the logged-in user",
+)
 args = parser.parse_args()
 try:
     explorer = Explorer([WEIGHTS_DIR, *args.models], default_model=args.model)
+    credentials = Credentials.load(args.auth) if args.auth else None
 except ExplorerError as error:
     sys.exit(f"error: {error}")
-launch(explorer, host=args.host, port=args.port)
+launch(explorer, host=args.host, port=args.port, credentials=credentials)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
 import gradio as gr
 
 from explorer.api import Explorer
+from explorer.auth import Credentials
+from explorer.ui.identity import reviewer_field
 from explorer.ui.tabs.explain import build_explain_tab
 from explorer.ui.tabs.labels import SHORTCUT_JS, build_labels_tab
 from explorer.ui.tabs.model_card import build_model_card_tab
@@ -27,6 +31,7 @@ def model_card(explorer: Explorer, model_id: str) -> str:
 
 THEME = gr.themes.Soft()
 LOCALHOST = "127.0.0.1"
+LOOPBACK_HOSTS = (LOCALHOST, "localhost", "::1")
 
 
 def build_app(explorer: Explorer) -> gr.Blocks:
@@ -46,7 +51,7 @@ def build_app(explorer: Explorer) -> gr.Blocks:
                 label="What-if: disable the prototypes labelled misleading", scale=1
             )
         remembered = gr.BrowserState("", storage_key="prototype-explorer-reviewer")
-        app.load(lambda name: name or gr.update(), remembered, reviewer, api_name=False)
+        app.load(reviewer_field, remembered, reviewer, api_name=False)
         reviewer.change(lambda name: name, reviewer, remembered, api_name=False)
         with gr.Row():
             model = gr.Dropdown(
@@ -70,9 +75,22 @@ def build_app(explorer: Explorer) -> gr.Blocks:
 
 
 def launch(
-    explorer: Explorer, host: str = LOCALHOST, port: int | None = None, **kwargs: object
+    explorer: Explorer,
+    host: str = LOCALHOST,
+    port: int | None = None,
+    credentials: Credentials | None = None,
+    **kwargs: object,
 ) -> gr.Blocks:
-    """Launches on ``host`` (loopback unless the caller says otherwise); never a public share link."""
+    """Launches on ``host`` (loopback unless the caller says otherwise); never a public share link.
+
+    With ``credentials`` every page and API call needs a login, and labels carry the user's name.
+    """
+    if host not in LOOPBACK_HOSTS and credentials is None:
+        print(
+            f"warning: serving on {host} without --auth: anyone who can reach this address can "
+            "use the app and write labels",
+            file=sys.stderr,
+        )
     app = build_app(explorer)
     # Two events at a time per event type: explanations are CPU-bound torch work, and on the 2-core
     # machines this targets more parallel runs only slow each other; the rest wait in Gradio's queue.
@@ -84,6 +102,11 @@ def launch(
         theme=THEME,
         footer_links=["api"],
         head=SHORTCUT_JS,
+        auth=credentials.check if credentials else None,
+        auth_message="Sign in with the account your administrator created for you."
+        if credentials
+        else None,
+        allowed_paths=[],
         **kwargs,
     )
     return app

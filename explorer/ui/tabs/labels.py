@@ -13,6 +13,7 @@ from explorer.api import Explorer
 from explorer.errors import ExplorerError
 from explorer.labels import exchange
 from explorer.labels.store import REASONS, VERDICTS, LabelEvent
+from explorer.ui.identity import reviewer_name
 
 SHORTCUTS = {"valid": "v", "misleading": "m", "unsure": "u", "redundant": "r"}
 TABLE_HEADERS = ["model", "prototype", "case", "verdict", "reason", "comment", "reviewer", "time"]
@@ -86,11 +87,12 @@ def build_label_controls(
     status = gr.Markdown()
 
     def save(verdict: str):
-        def handler(model_id, chosen, reason_text, comment_text, name):
+        def handler(model_id, chosen, reason_text, comment_text, name, request: gr.Request):
             try:
                 prototype = prototype_of(chosen)
                 event = explorer.label(
-                    model_id, prototype, verdict, name or "", reason=reason_text or None,
+                    model_id, prototype, verdict, reviewer_name(name, request),
+                    reason=reason_text or None,
                     comment=comment_text or "",
                 )  # fmt: skip
             except (ExplorerError, ValueError) as error:
@@ -99,10 +101,10 @@ def build_label_controls(
 
         return handler
 
-    def undo_last(model_id, chosen, name):
+    def undo_last(model_id, chosen, name, request: gr.Request):
         try:
             prototype = prototype_of(chosen)
-            event = explorer.undo_label(model_id, prototype, name or "")
+            event = explorer.undo_label(model_id, prototype, reviewer_name(name, request))
         except (ExplorerError, ValueError) as error:
             raise gr.Error(str(error)) from None
         if event is None:
