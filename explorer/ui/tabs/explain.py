@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -12,6 +14,7 @@ from explorer.api import Explorer
 from explorer.errors import ExplorerError
 from explorer.images import as_rgb
 from explorer.models.checkpoint import example_class, read_png
+from explorer.report import build_case, write_reports
 from explorer.ui.choices import STRONGEST, prototype_choices, prototype_index, required_prototype
 from explorer.ui.components import UploadedImage
 from explorer.ui.tabs.attributes import build_match_section
@@ -199,6 +202,13 @@ def build_explain_tab(
         own = gr.Image(label="Prototype similarity map", interactive=False)
     note = gr.Markdown()
     build_match_section(explorer, model, image, prototype)
+    gr.Markdown(
+        "### Case report\nOne self-contained HTML file (images inline, no links out) and a PDF of "
+        "the same case: prediction, evidence, top pairs, attribution, attribute explanations, labels."
+    )
+    with gr.Row():
+        report_button = gr.Button("Make case report (HTML + PDF)")
+        report_files = gr.File(label="Case report", file_count="multiple", interactive=False)
     gr.Markdown("### Label the chosen prototype")
     build_label_controls(
         explorer, model, required_prototype, prototype, reviewer, api=False,
@@ -267,12 +277,30 @@ def build_explain_tab(
         shown = x.attribution.target if kind == "prototype" else None
         return attribution_pictures(x, cmap, shown, memory if same_scale else None)
 
+    def case_report(path, model_id, what_if_on, progress=gr.Progress()):  # noqa: B008 (Gradio's pattern)
+        if not path:
+            raise gr.Error("Upload an image or click an example first.")
+        progress(0.1, desc="Explaining the case")
+        try:
+            disabled = explorer.misleading(model_id) if what_if_on else set()
+            case = build_case(
+                explorer, path, model_id, disabled=disabled, source_name=Path(path).name
+            )
+            progress(0.8, desc="Writing HTML and PDF")
+            folder = Path(tempfile.mkdtemp(prefix="case-report-"))
+            stem = f"{model_id}-{case.date[:19].replace(':', '').replace('-', '')}-case"
+            html, pdf = write_reports(case, folder, stem)
+        except (ExplorerError, ValueError) as error:
+            raise gr.Error(str(error)) from None
+        return [str(html), str(pdf)]
+
     def pick_example(model_id: str, event: gr.SelectData) -> np.ndarray:
         return read_png(explorer.bundle(model_id).examples()[event.index])
 
     inputs = [image, model, top_k, ranked_by, target, colormap, what_if]
     outputs = [summary, probabilities, evidence, table, pairs, post_hoc, own, note]
     run.click(explain, inputs, outputs, api_name="explain")
+    report_button.click(case_report, [image, model, what_if], report_files, api_name="report")
 
     def pick_pair(model_id: str, event: gr.SelectData) -> str:
         """Clicking a pair picks its prototype for the attribution and labelling panels."""
@@ -313,13 +341,13 @@ def build_explain_tab(
         choices = class_choices(explorer, model_id)
         return (
             example_images(explorer, model_id), None, "Model changed: upload or pick an image.",
-            None, None, None, None, None, None, None,
+            None, None, None, None, None, None, None, None,
             gr.update(choices=choices, value=PREDICTED), gr.update(choices=choices[1:], value=None),
             gr.update(choices=prototype_choices(explorer, model_id), value=STRONGEST),
         )  # fmt: skip
 
     model.change(
         reset, model,
-        [examples, image, summary, probabilities, evidence, table, pairs, post_hoc, own, note, target, compare, prototype],
+        [examples, image, summary, probabilities, evidence, table, pairs, post_hoc, own, note, report_files, target, compare, prototype],
         api_name=False,
     )  # fmt: skip
