@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from explorer.data.synthetic import generate
 from explorer.models.checkpoint import ModelBundle, load_model
+from explorer.train.push import object_cells
 from explorer.train.trainer import train
 from tests.conftest import tiny_config
 
@@ -62,3 +64,27 @@ def test_training_is_reproducible_with_its_seed(tiny_run, tmp_path: Path) -> Non
     first, second = load_model(folder).model.state_dict(), load_model(again).model.state_dict()
     for key in first:
         assert torch.equal(first[key], second[key]), key
+
+
+def test_object_cells_follow_the_mask_and_never_leave_an_image_without_a_cell() -> None:
+    masks = np.zeros((2, 8, 8), np.uint8)
+    masks[0, :4, :4] = 1  # exactly the top-left cell of a 2x2 grid
+    masks[1, 3, 3] = 1  # a one-pixel object: no cell is half covered
+    cells = object_cells(masks, (2, 2))
+    np.testing.assert_array_equal(cells[0], [[True, False], [False, False]])
+    np.testing.assert_array_equal(cells[1], [[True, False], [False, False]])
+
+
+def test_push_on_object_puts_every_prototype_on_its_source_object(tmp_path: Path) -> None:
+    train_set = generate(16, "train", seed=0, size=32, with_masks=True)
+    test_set = generate(8, "test", seed=1, size=32)
+    folder = tmp_path / "on_object"
+    train(tiny_config().with_overrides(push_on_object=True), folder, train_set, test_set)
+    bundle = load_model(folder)
+    assert_pushed(bundle)
+    grid = (8, 8)  # 32 px input, two pools
+    allowed = object_cells(train_set.extras["mask"], grid)
+    for record in bundle.projection:
+        assert allowed[record.source_index][record.cell], record
+    with pytest.raises(ValueError, match="needs object masks"):
+        train(tiny_config().with_overrides(push_on_object=True), tmp_path / "x", test_set, test_set)

@@ -392,7 +392,7 @@ def load_synthetic(split: str, n_per_class: int | None = None, size: int = 64) -
         size: image side in pixels.
 
     Returns:
-        The generated :class:`ImageSet`.
+        The generated :class:`ImageSet`, with the object masks (``extras["mask"]``).
 
     Raises:
         ValueError: if ``split`` is not ``train`` or ``test``.
@@ -400,4 +400,5 @@ def load_synthetic(split: str, n_per_class: int | None = None, size: int = 64) -
     if split not in _DEFAULTS:
         raise ValueError(f"split must be one of {sorted(_DEFAULTS)}, got {split!r}")
     default_n, seed = _DEFAULTS[split]
-    return generate(default_n if n_per_class is None else n_per_class, split, seed=seed, size=size)
+    n = default_n if n_per_class is None else n_per_class
+    return generate(n, split, seed=seed, size=size, with_masks=True)

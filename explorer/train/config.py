@@ -46,6 +46,7 @@ class TrainConfig:
     loss: LossWeights = field(default_factory=LossWeights)
     threads: int = 2
     examples_per_class: int = 3
+    push_on_object: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 
@@ -35,13 +36,17 @@ class _Nearest:
 
 @torch.no_grad()
 def push_prototypes(
-    model: ProtoPNet, batches: Iterator[tuple[torch.Tensor, torch.Tensor, int]]
+    model: ProtoPNet,
+    batches: Iterator[tuple[torch.Tensor, torch.Tensor, int]],
+    allowed_cells: np.ndarray | None = None,
 ) -> list[dict[str, object]]:
     """Projects every prototype onto the nearest feature patch of an image of its own class.
 
     Args:
         model: the network; its ``prototype_vectors`` are replaced in place.
         batches: ``(trunk_output, labels, first_index)`` over the *unaugmented* training split.
+        allowed_cells: optional bool ``[N, h, w]`` over the split's feature cells: only these
+            patches may become prototypes (e.g. cells on the object, from :func:`object_cells`).
 
     Returns:
         Per prototype: ``source_index``, ``cell`` and ``distance`` before projection.
@@ -56,6 +61,9 @@ def push_prototypes(
         distances = squared_distances(features, prototypes)  # [B, P, h, w]
         own = identity[:, labels].t().bool()  # [B, P]
         distances = torch.where(own[:, :, None, None], distances, torch.inf)
+        if allowed_cells is not None:
+            allowed = torch.from_numpy(allowed_cells[first : first + len(labels)])
+            distances = torch.where(allowed[:, None], distances, torch.inf)
         _, _, height, width = distances.shape
         flat = distances.permute(1, 0, 2, 3).reshape(num_prototypes, -1)  # [P, B*h*w]
         best, where = flat.min(dim=1)
@@ -79,6 +87,26 @@ def push_prototypes(
         }
         for j in range(num_prototypes)
     ]
+
+
+def object_cells(masks: np.ndarray, grid: tuple[int, int], min_cover: float = 0.5) -> np.ndarray:
+    """Feature cells mostly on the object: bool ``[N, h, w]`` where the area-averaged object mask
+    (``[N, H, W]``, 1 on the object) covers at least ``min_cover`` of the cell's pixels."""
+    height, width = grid
+    cover = np.stack(
+        [
+            cv2.resize(m.astype(np.float32), (width, height), interpolation=cv2.INTER_AREA)
+            for m in masks
+        ]
+    )
+    allowed = cover >= min_cover
+    empty = ~allowed.any(axis=(1, 2))
+    if empty.any():  # tiny objects: allow the cells that cover most of them
+        best = cover[empty].reshape(int(empty.sum()), -1).argmax(1)
+        flat = allowed[empty].reshape(int(empty.sum()), -1)
+        flat[np.arange(len(best)), best] = True
+        allowed[empty] = flat.reshape(-1, height, width)
+    return allowed
 
 
 @torch.no_grad()

@@ -22,7 +22,7 @@ from explorer.models.protopnet import ProtoPNet
 from explorer.spec import ArchitectureSpec, ModelSpec
 from explorer.train.config import TrainConfig
 from explorer.train.losses import off_class_l1, protopnet_loss
-from explorer.train.push import push_prototypes, self_activation_box
+from explorer.train.push import object_cells, push_prototypes, self_activation_box
 from explorer.types import PrototypeRecord
 
 log = logging.getLogger(__name__)
@@ -231,7 +231,14 @@ def train(
     _run_epochs(model, config, "joint", joint, config.joint_epochs, data, rng, step)
     accuracies["before_push"] = accuracy(model, test_x, test_y)
 
-    pushed = push_prototypes(model, batches(train_x, train_y, 256))
+    allowed = None
+    if config.push_on_object:
+        if "mask" not in train_set.extras:
+            raise ValueError(f"push_on_object needs object masks; {config.dataset} has none")
+        with torch.no_grad():
+            grid = tuple(model.forward_from_trunk(train_x[:1]).similarity_maps.shape[-2:])
+        allowed = object_cells(train_set.extras["mask"], grid)
+    pushed = push_prototypes(model, batches(train_x, train_y, 256), allowed)
     accuracies["after_push"] = accuracy(model, test_x, test_y)
 
     _train_last_layer(model, config, prototype_scores(model, train_x), train_y, rng)
