@@ -49,10 +49,10 @@ def test_attribution_and_why_not_answer(client: Client) -> None:
             False, True, "cividis", api_name="/attribute",
         )  # fmt: skip
         assert left is not None and right is not None and "prototype" in note
-    figure = client.predict(
+    figure, text = client.predict(
         handle_file(str(example)), "fashion_mnist", "predicted class", "Bag", api_name="/why_not"
     )
-    assert figure is not None
+    assert figure is not None and text.startswith("**Text view of the chart** — Why")
 
 
 def test_prototype_browser_answers_for_every_shipped_model(client: Client) -> None:

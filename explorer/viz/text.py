@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
+import plotly.graph_objects as go
+
 from explorer.analysis.explanation import Explanation
 
 
@@ -42,3 +45,45 @@ def explanation_summary(explanation: Explanation, strongest: int = 2) -> str:
         f"All {len(acts.scores)} prototypes together give *{names[target]}* a logit of {logit:.2f}."
     )
     return " ".join(parts)
+
+
+def _number(value: object) -> str:
+    return f"{value:+.3g}" if isinstance(value, int | float) else str(value)
+
+
+def describe_figure(figure: go.Figure | None, max_items: int = 12) -> str:
+    """A text summary of a plotly chart for people who cannot see it (screen readers, print).
+
+    Bars and lines list their points (bars by size, largest first; at most ``max_items`` each);
+    heatmaps give their size and value range.
+    """
+    if figure is None:
+        return ""
+    title = figure.layout.title.text or "Chart"
+    lines = [f"**Text view of the chart** — {title}."]
+    for trace in figure.data:
+        name = f" *{trace.name}*" if getattr(trace, "name", None) else ""
+        if trace.type == "heatmap":
+            z = np.asarray(trace.z, dtype=float)
+            lines.append(
+                f"Heatmap{name}: {z.shape[0]} × {z.shape[1]} values from {np.nanmin(z):.3g} to "
+                f"{np.nanmax(z):.3g}."
+            )
+            continue
+        horizontal = getattr(trace, "orientation", None) == "h"
+        labels = list(trace.y if horizontal else trace.x) if trace.x is not None else []
+        values = list(trace.x if horizontal else trace.y) if trace.y is not None else []
+        points = list(zip(labels, values, strict=False))
+        if trace.type == "waterfall" and trace.measure is not None:  # totals are running sums
+            running, summed = 0.0, []
+            for (label, value), measure in zip(points, trace.measure, strict=False):
+                running = running + value if measure != "total" else running
+                summed.append((label, running if measure == "total" else value))
+            points = summed
+        if trace.type == "bar":
+            points.sort(key=lambda p: -abs(p[1]) if isinstance(p[1], int | float) else 0)
+        shown = ", ".join(f"{label}: {_number(value)}" for label, value in points[:max_items])
+        more = f" (and {len(points) - max_items} more)" if len(points) > max_items else ""
+        kind = {"bar": "Bars", "waterfall": "Steps", "scatter": "Points"}.get(trace.type, "Values")
+        lines.append(f"{kind}{name}: {shown}{more}.")
+    return "\n\n".join(lines)

@@ -10,6 +10,7 @@ from explorer.api import SPLITS, Explorer
 from explorer.errors import ExplorerError
 from explorer.ui.choices import prototype_index
 from explorer.viz.figures import attribute_figure, dose_figure
+from explorer.viz.text import describe_figure
 
 MODES = ["reference", "disentangled"]
 READINGS = ["reference (raw, as the paper)", "relative (standardised across prototypes)"]
@@ -76,6 +77,7 @@ def build_match_section(
             )
         if relative:
             lines.append(f"Chart: {RELATIVE_READING}.")
+        lines.append(describe_figure(figure))
         return figure, "\n\n".join(lines)
 
     run.click(
@@ -125,7 +127,9 @@ def build_prototype_section(explorer: Explorer, model: gr.Dropdown, number: gr.N
                 "Welch's t-test, train vs test Φ over all prototypes: "
                 + "; ".join(f"{n} p = {p:.3f}" for n, (_, p) in view.welch.items())
             )
-        return figure, "\n\n".join(lines), dose_figure(curves, int(prototype))
+        dose_chart = dose_figure(curves, int(prototype))
+        lines += [describe_figure(figure), describe_figure(dose_chart)]
+        return figure, "\n\n".join(lines), dose_chart
 
     def compute_global(model_id, prototype, mode_name, reading_name, progress=gr.Progress()):  # noqa: B008
         try:

@@ -23,7 +23,7 @@ from explorer.viz.figures import comparison_figure, evidence_figure
 from explorer.viz.heatmaps import ATTRIBUTION_COLORMAP, COLOUR_BLIND_SAFE, overlay, shared_scale
 from explorer.viz.overlays import enlarge
 from explorer.viz.pairs import DISPLAY_SIDE, activation_picture, pair_caption, pair_picture
-from explorer.viz.text import explanation_summary
+from explorer.viz.text import describe_figure, explanation_summary
 
 PREDICTED = "predicted class"
 METHOD_LABELS = {
@@ -147,6 +147,7 @@ def build_explain_tab(
             image = UploadedImage(
                 label="Image to explain", type="filepath", format="png",
                 sources=["upload", "clipboard"], height=280,
+                alt_text="The image being explained (its prediction is summarised on the right)",
             )  # fmt: skip
             run = gr.Button("Explain", variant="primary")
             examples = gr.Gallery(
@@ -186,6 +187,7 @@ def build_explain_tab(
             label="Why the explained class and not …", value=None, allow_custom_value=True,
         )  # fmt: skip
         comparison = gr.Plot(label="Why this and not that")
+    comparison_text = gr.Markdown()
     gr.Markdown("### Post-hoc attribution next to the model's own reasoning")
     with gr.Row():
         method = gr.Dropdown(list(METHOD_LABELS), value="Grad-CAM", label="Method (captum)")
@@ -198,8 +200,15 @@ def build_explain_tab(
         shared = gr.Checkbox(label="Shared colour scale (across the maps you compute)")
         attribute_button = gr.Button("Compute attribution")
     with gr.Row():
-        post_hoc = gr.Image(label="Attribution", interactive=False)
-        own = gr.Image(label="Prototype similarity map", interactive=False)
+        post_hoc = gr.Image(
+            label="Attribution",
+            interactive=False,
+            alt_text="Post-hoc attribution heatmap over the image (described in the note below)",
+        )
+        own = gr.Image(
+            label="Prototype similarity map", interactive=False,
+            alt_text="The model's own similarity map of the prototype over the image",
+        )  # fmt: skip
     note = gr.Markdown()
     build_match_section(explorer, model, image, prototype)
     gr.Markdown(
@@ -250,7 +259,7 @@ def build_explain_tab(
 
     def why_not(path, model_id, target_choice, other):
         if not path or not other:
-            return None
+            return None, ""
         try:
             second = _class_index(explorer, model_id, other)
             x = explorer.explain(
@@ -259,7 +268,8 @@ def build_explain_tab(
             )  # fmt: skip
         except (ExplorerError, ValueError) as error:
             raise gr.Error(str(error)) from None
-        return comparison_figure(x.activations, x.target_class, second, x.class_names)
+        figure = comparison_figure(x.activations, x.target_class, second, x.class_names)
+        return figure, describe_figure(figure)
 
     def attribute(
         path, model_id, target_choice, method_label, kind, proto, smooth, same_scale, cmap, memory
@@ -318,7 +328,9 @@ def build_explain_tab(
     examples.select(pick_example, [model], image, api_name=False).then(
         explain, inputs, outputs, api_name=False
     )
-    compare.change(why_not, [image, model, target, compare], comparison, api_name="why_not")
+    compare.change(
+        why_not, [image, model, target, compare], [comparison, comparison_text], api_name="why_not"
+    )
     attribute_button.click(
         attribute,
         [

@@ -16,6 +16,7 @@ from explorer.ui.tabs.labels import build_label_controls
 from explorer.viz.figures import weights_figure
 from explorer.viz.overlays import enlarge
 from explorer.viz.pairs import activation_picture, boxed_picture, crop
+from explorer.viz.text import describe_figure
 
 ALL_CLASSES = "all classes"
 CROP_SIDE = 96
@@ -98,8 +99,15 @@ def build_prototypes_tab(explorer: Explorer, model: gr.Dropdown, reviewer: gr.Te
     shown_ids = gr.State(initial_ids)  # per user: which prototype each grid cell shows
     details = gr.Markdown()
     with gr.Row():
-        source = gr.Image(label="Source training image and box", interactive=False)
-        self_map = gr.Image(label="Self-activation on its source image", interactive=False)
+        source = gr.Image(
+            label="Source training image and box",
+            interactive=False,
+            alt_text="The prototype's source training image with a box around its patch",
+        )
+        self_map = gr.Image(
+            label="Self-activation on its source image", interactive=False,
+            alt_text="Heatmap of where the prototype matches its own source image",
+        )  # fmt: skip
         weights = gr.Plot(label="Last-layer weights")
     nearest_train = gr.Gallery(
         label="Nearest training patches", columns=5, height=300, object_fit="contain"
@@ -116,11 +124,12 @@ def build_prototypes_tab(explorer: Explorer, model: gr.Dropdown, reviewer: gr.Te
         except (ExplorerError, ValueError) as error:
             raise gr.Error(str(error)) from None
         bundle = explorer.bundle(model_id)
+        weights_chart = weights_figure(view.weights, bundle.spec.class_names, view.index)
         return (
-            detail_text(explorer, model_id, view),
+            detail_text(explorer, model_id, view) + "\n\n" + describe_figure(weights_chart),
             boxed_picture(view.source, view.record.box),
             activation_picture(view.source, view.self_activation, view.record.box),
-            weights_figure(view.weights, bundle.spec.class_names, view.index),
+            weights_chart,
             nearest_gallery(view, "train", bundle.spec.class_names),
             nearest_gallery(view, "test", bundle.spec.class_names),
         )

@@ -14,6 +14,7 @@ from explorer.errors import ExplorerError
 from explorer.viz.figures import redundancy_heatmap
 from explorer.viz.overlays import enlarge
 from explorer.viz.pairs import crop
+from explorer.viz.text import describe_figure
 
 CROP_SIDE = 96
 CLUSTER_HEADERS = ["cluster", "members", "classes", "within distance", "suggestion", "why"]
@@ -125,6 +126,7 @@ def build_redundancy_tab(explorer: Explorer, model: gr.Dropdown) -> None:
             text += " " + what_if_text(
                 report.pruned, f"Pruning as suggested (removes {removed} prototypes)"
             )
+        text += "\n\n" + describe_figure(figure) + " The cluster table below lists every cluster."
         return text, figure, cluster_rows(report, names), cluster_crops(explorer, model_id, report)
 
     def compute_what_if(
