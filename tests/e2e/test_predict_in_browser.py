@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -99,3 +100,39 @@ def test_review_prototypes_with_the_keyboard_and_use_the_what_if_model(page) -> 
         "() => document.querySelector('#reviewer-name textarea, #reviewer-name input')?.value === 'Dr Ana'",
         timeout=30_000,
     )
+
+
+def test_switch_model_download_the_case_report_and_read_the_model_card(page) -> None:
+    page.get_by_text("Upload an image or click an example.").wait_for(timeout=30_000)
+    page.get_by_label("Model", exact=True).click()
+    page.get_by_role("option", name="synthetic").click()
+    page.get_by_text("Model changed: upload or pick an image.").wait_for(timeout=30_000)
+    page.get_by_text("Synthetic attributes ProtoPNet").first.wait_for(timeout=30_000)
+    explorer = Explorer()
+    example = explorer.bundle("synthetic").examples()[0]
+    page.locator("input[type=file]").first.set_input_files(str(example))
+    page.get_by_text("The strongest evidence").first.wait_for(timeout=30_000)
+    predicted = explorer.predict(example, "synthetic").predicted_class
+    page.get_by_text(f"Predicted {predicted}").first.wait_for(timeout=10_000)
+
+    page.get_by_role("button", name="Explain the match").click()
+    page.get_by_text("Text view of the chart").first.wait_for(timeout=60_000)
+    page.get_by_role("button", name="Make case report (HTML + PDF)").click()
+    link = page.locator("a[download$='-case.html']").first
+    link.wait_for(timeout=120_000)
+    with page.expect_download() as download:
+        link.click()
+    text = Path(download.value.path()).read_text(encoding="utf-8")
+    assert explorer.bundle("synthetic").content_hash in text and predicted in text
+    assert "data:image/png;base64," in text and "https://" not in text
+    wait_for_images(page, at_least=5)
+    screenshot(page, "explain-synthetic-report")
+    shown = page.eval_on_selector_all(  # every picture a person sees has a text alternative
+        "img", "els => els.filter(e => e.getBoundingClientRect().width > 40).map(e => e.alt)"
+    )
+    assert len(shown) >= 5 and all(alt.strip() for alt in shown), shown
+
+    page.get_by_role("tab", name="Model card").click()
+    page.get_by_text("content hash").first.wait_for(timeout=30_000)
+    screenshot(page, "model-card")
+    assert off_host(page.requests) == set()
