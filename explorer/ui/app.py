@@ -8,6 +8,7 @@ import gradio as gr
 
 from explorer.api import Explorer
 from explorer.auth import Credentials
+from explorer.images import MAX_BYTES
 from explorer.ui.identity import reviewer_field
 from explorer.ui.tabs.explain import build_explain_tab
 from explorer.ui.tabs.labels import SHORTCUT_JS, build_labels_tab
@@ -31,6 +32,7 @@ def model_card(explorer: Explorer, model_id: str) -> str:
 
 THEME = gr.themes.Soft()
 LOCALHOST = "127.0.0.1"
+QUEUE_SIZE = 64  # waiting requests at most (16 busy clients use a quarter of it)
 LOOPBACK_HOSTS = (LOCALHOST, "localhost", "::1")
 
 
@@ -94,7 +96,8 @@ def launch(
     app = build_app(explorer)
     # Two events at a time per event type: explanations are CPU-bound torch work, and on the 2-core
     # machines this targets more parallel runs only slow each other; the rest wait in Gradio's queue.
-    app.queue(default_concurrency_limit=2)
+    # The queue is bounded so a flood of requests is answered "queue full" instead of growing memory.
+    app.queue(default_concurrency_limit=2, max_size=QUEUE_SIZE)
     app.launch(
         server_name=host,
         server_port=port,
@@ -106,7 +109,8 @@ def launch(
         auth_message="Sign in with the account your administrator created for you."
         if credentials
         else None,
-        allowed_paths=[],
+        allowed_paths=[],  # serve nothing from disk beyond Gradio's own upload/output cache
+        max_file_size=MAX_BYTES,  # refuse larger uploads before they are written to disk
         **kwargs,
     )
     return app
