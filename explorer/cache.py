@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +66,10 @@ class AnalysisCache:
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {key: data[key] for key in data.files}
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as error:
+        except Exception as error:
+            # Damaged bytes raise far more than OSError and BadZipFile: zlib.error from a garbled
+            # deflate stream, NotImplementedError from a garbled zip header, tokenize.TokenError from
+            # a garbled .npy header. None of them is to be trusted.
             log.warning("ignoring unreadable cache %s (%s); it will be recomputed", path, error)
             return None
         if (

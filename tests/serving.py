@@ -10,6 +10,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from explorer.api import Explorer
@@ -33,12 +34,30 @@ def served_app(explorer: Explorer | None = None) -> Iterator[str]:
         app.close()
 
 
+@dataclass
+class AppServer:
+    """``python app.py`` running in its own process (see :func:`app_server`)."""
+
+    url: str
+    page: str
+    seconds: float
+    process: subprocess.Popen
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
 @contextmanager
-def app_process(**env: str) -> Iterator[tuple[str, str, float]]:
+def app_server(**env: str) -> Iterator[AppServer]:
     """Runs ``python app.py`` as a user would, in its own process, on a free loopback port.
 
+    ``env`` is added to this process's environment (so the test label database and cache that
+    ``tests/conftest.py`` sets are inherited unless overridden).
+
     Yields:
-        ``(url, first page, seconds until it was served)``; the process is killed afterwards.
+        the URL, the first page, the seconds until it was served, and the process (its pid for
+        ``/proc`` or signals); the process is killed afterwards.
     """
     port = free_port()
     root = Path(__file__).resolve().parent.parent
@@ -57,7 +76,19 @@ def app_process(**env: str) -> Iterator[tuple[str, str, float]]:
                     break
             except OSError:
                 time.sleep(0.25)
-        yield url, page, time.perf_counter() - started
+        yield AppServer(url, page, time.perf_counter() - started, process)
     finally:
         process.kill()
         process.wait(timeout=10)
+
+
+@contextmanager
+def app_process(**env: str) -> Iterator[tuple[str, str, float]]:
+    """Runs ``python app.py`` as a user would, in its own process, on a free loopback port.
+
+    Yields:
+        ``(url, first page, seconds until it was served)``; the process is killed afterwards
+        (:func:`app_server` yields the process too).
+    """
+    with app_server(**env) as server:
+        yield server.url, server.page, server.seconds

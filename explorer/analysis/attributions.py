@@ -21,11 +21,14 @@ a forked RNG, so the same image gives the same map and the global RNG is left un
 Side effects are undone: the model's train/eval flags are restored, the caller's tensor is never
 modified (captum sets ``requires_grad`` on its inputs, so it works on a clone), parameters keep their
 ``requires_grad`` and get no ``.grad`` (captum uses ``torch.autograd.grad``), and every hook captum
-registers is removed even when the forward pass raises.
+registers is removed even when the forward pass raises. Thread-safe: captum's hooks go on a private
+replica of the module tree that shares the model's parameters, so concurrent calls (and other threads'
+forward passes through the same model) never see them.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -153,6 +156,8 @@ def attribute(
     )  # fmt: skip
     name = method + (SMOOTHGRAD_SUFFIX if smoothgrad else "")
     logger.debug("attributing %s %d with %s on input %s", target_kind, target, name, tuple(x.shape))
+
+    model = _private_replica(model)
 
     def forward_fn(inputs: torch.Tensor) -> torch.Tensor:
         out = model(inputs)
@@ -298,6 +303,20 @@ def _to_input_map(attr: torch.Tensor, method: str, height: int, width: int) -> n
 
 
 # --- side effects --------------------------------------------------------------------------------
+def _private_replica(model: PrototypeModel) -> PrototypeModel:
+    """A copy of the model's module tree that shares its parameters and buffers (no tensor copied).
+
+    captum registers forward hooks on the layer it explains; on a model shared by a web server's
+    threads, such a hook also fires for every other thread's forward pass and captures that thread's
+    tensors ("The differentiated Tensor ... appears to not have been used in the graph"). On a
+    replica the hooks and train/eval flags are this call's own; a few ms even for EfficientNet.
+    """
+    if not isinstance(model, nn.Module):
+        return model
+    shared = {id(t): t for t in (*model.parameters(), *model.buffers())}
+    return copy.deepcopy(model, shared)
+
+
 def _modules(model: PrototypeModel) -> list[nn.Module]:
     """Every module of the model, and of its feature layer (in case it is not a registered child)."""
     seen: dict[int, nn.Module] = {}
