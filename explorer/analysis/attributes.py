@@ -151,6 +151,16 @@ class BatchAttributes:
     forwarded: int
 
 
+def _rows_in_layout(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``x[rows]`` with ``x``'s strides (preprocess's channels-last layout). Indexing returns NCHW
+    strides, and for one-channel inputs ``.contiguous(memory_format=channels_last)`` keeps them (both
+    layouts are "contiguous" when C = 1), which sends grey models down a ~30 % slower convolution path."""
+    if len(rows) == len(x):
+        return x
+    out = torch.empty_strided((len(rows), *x.shape[1:]), x.stride(), dtype=x.dtype)
+    return out.copy_(x[rows])
+
+
 @torch.inference_mode()
 def attribute_batch(
     model: ProtoPNet,
@@ -210,8 +220,7 @@ def attribute_batch(
     send = torch.cat([torch.ones(num, 1, dtype=torch.bool), changed], dim=1)  # [B, 1+M]
     rows = send.flatten().nonzero().squeeze(1)  # [K] positions in the flattened [B·(1+M)]
     device = model.prototype_vectors.device
-    # channels-last, the layout preprocess produces: CPU convolutions run ~30 % faster in it
-    inputs = x.flatten(0, 1)[rows].to(device).contiguous(memory_format=torch.channels_last)
+    inputs = _rows_in_layout(x.flatten(0, 1), rows).to(device)
     similarity_maps = model(inputs).similarity_maps.cpu()  # [K, P, h, w]
     _add_time(timings, "forward", time.perf_counter() - start)
 
