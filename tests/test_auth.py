@@ -144,7 +144,7 @@ def test_login_guards_the_api_and_labels_carry_the_login(tmp_path: Path) -> None
 def test_files_outside_the_app_folders_are_not_served_or_read(tmp_path: Path) -> None:
     secret = tmp_path / "secret.csv"
     secret.write_text("model_id,prototype\nsecret,1\n")
-    with app_process() as (url, _, _):
+    with app_process(EXPLORER_LABELS_DB=str(tmp_path / "labels.sqlite3")) as (url, _, _):
         for path in (
             "gradio_api/file=" + str(secret),
             "gradio_api/file=/etc/passwd",
