@@ -32,3 +32,8 @@ def test_bars_are_listed_largest_first_and_capped() -> None:
     heat = go.Figure(go.Heatmap(z=[[0.0, 1.0], [1.0, 0.25]]))
     assert "Heatmap: 2 × 2 values from 0 to 1." in describe_figure(heat)
     assert describe_figure(None) == ""
+
+
+def test_numpy_values_are_rounded_like_python_ones() -> None:
+    figure = go.Figure(go.Bar(x=["a", "b"], y=np.array([0.29096365, -0.5], dtype=np.float32)))
+    assert "Bars: b: -0.5, a: +0.291." in describe_figure(figure)

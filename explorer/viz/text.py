@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import plotly.graph_objects as go
 
@@ -48,7 +50,7 @@ def explanation_summary(explanation: Explanation, strongest: int = 2) -> str:
 
 
 def _number(value: object) -> str:
-    return f"{value:+.3g}" if isinstance(value, int | float) else str(value)
+    return f"{value:+.3g}" if isinstance(value, numbers.Real) else str(value)
 
 
 def describe_figure(figure: go.Figure | None, max_items: int = 12) -> str:
@@ -81,7 +83,7 @@ def describe_figure(figure: go.Figure | None, max_items: int = 12) -> str:
                 summed.append((label, running if measure == "total" else value))
             points = summed
         if trace.type == "bar":
-            points.sort(key=lambda p: -abs(p[1]) if isinstance(p[1], int | float) else 0)
+            points.sort(key=lambda p: -abs(p[1]) if isinstance(p[1], numbers.Real) else 0)
         shown = ", ".join(f"{label}: {_number(value)}" for label, value in points[:max_items])
         more = f" (and {len(points) - max_items} more)" if len(points) > max_items else ""
         kind = {"bar": "Bars", "waterfall": "Steps", "scatter": "Points"}.get(trace.type, "Values")
