@@ -15,14 +15,13 @@ import base64
 import functools
 import hashlib
 import hmac
-import os
 import re
 import secrets
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from explorer.errors import ExplorerError
+from explorer.files import write_atomically
 
 __all__ = ["AuthError", "Credentials", "add_user", "hash_password", "verify_password"]
 
@@ -145,16 +144,5 @@ def add_user(path: str | Path, user: str, password: str) -> bool:
     hashes[user] = hash_password(password)
     text = "# prototype explorer users: user:pbkdf2 hash (python -m explorer users add)\n"
     text += "".join(f"{name}:{encoded}\n" for name, encoded in hashes.items())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(handle, 0o600)
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, text.encode("utf-8"), permissions=0o600)
     return new

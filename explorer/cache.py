@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from explorer.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -46,16 +47,8 @@ class AnalysisCache:
             _STAMP_FORMAT: np.array(FORMAT_VERSION),
             _STAMP_HASH: np.array(self.content_hash),
         }
-        handle, temporary = tempfile.mkstemp(dir=self.folder, prefix=f".{name}.", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                np.savez_compressed(stream, **stamped)
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(temporary, self.path(name))
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        with atomic_write(self.path(name)) as stream:
+            np.savez_compressed(stream, **stamped)
         return self.path(name)
 
     def load(self, name: str) -> dict[str, np.ndarray] | None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import explorer.report as report_module
+import explorer.files as files_module
 from explorer.api import Explorer
 from explorer.cli import main
 from explorer.report import CaseReport, build_case, render_html, render_pdf, write_reports
@@ -344,7 +344,7 @@ def test_write_reports_is_atomic(
         raise OSError(28, "No space left on device")
 
     before = html_path.read_bytes()
-    monkeypatch.setattr(report_module.os, "replace", refuse)
+    monkeypatch.setattr(files_module.os, "replace", refuse)
     with pytest.raises(OSError):
         write_reports(dataclasses.replace(case, source_name="other.png"), tmp_path, "case")
     assert html_path.read_bytes() == before  # the old report is intact

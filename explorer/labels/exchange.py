@@ -20,9 +20,7 @@ import csv
 import io
 import json
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -32,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
+from explorer.files import atomic_write
 from explorer.labels.store import LabelError, LabelEvent, LabelStore, check_events
 
 if TYPE_CHECKING:
@@ -74,18 +73,11 @@ _INTEGER = re.compile(r"-?[0-9]+")
 
 def _write_atomically(path: Path, write: Callable[[io.TextIOBase], None]) -> None:
     """Writes UTF-8 text to a temporary file beside ``path``, then renames it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as binary:
+        text = io.TextIOWrapper(binary, encoding="utf-8", newline="")
+        write(text)
+        text.flush()
+        text.detach()  # leave the binary stream open for atomic_write to sync and close
 
 
 def _event_row(event: LabelEvent) -> dict[str, Any]:

@@ -11,27 +11,18 @@ written under a temporary name and renamed into place, so a reader sees a whole 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from gradio import processing_utils
+
+from explorer.files import write_atomically
 
 
 def _write_once(path: Path, data: bytes) -> str:
     """Writes ``data`` to the content-addressed ``path`` unless it is already there; atomic."""
     path = path.resolve()
     if not path.exists():
-        handle, temporary = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-        )
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(data)
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_atomically(path, data)
     return str(path)
 
 
