@@ -287,6 +287,20 @@ class Explorer:
             lambda a: GlobalAttributes.from_arrays(split, a),
         )
 
+    def stored_global_attributes(
+        self, model_id: str | None, mode: str = "reference"
+    ) -> GlobalAttributes | None:
+        """The stored global explanation to compare matches with: train split preferred, else test,
+        else None (nothing is computed)."""
+        return next(
+            (
+                self.global_attributes(model_id, split, mode)
+                for split in SPLITS
+                if self.has_global_attributes(model_id, split, mode)
+            ),
+            None,
+        )
+
     def match_attributes(
         self, image: Any, prototype: int, model_id: str | None = None, mode: str = "reference"
     ) -> MatchAttributes:
@@ -298,14 +312,7 @@ class Explorer:
                 f"prototype {prototype} is out of range (0..{bundle.spec.num_prototypes - 1})"
             )
         local = self.local_attributes(image, model_id, mode)
-        stored = next(
-            (
-                self.global_attributes(model_id, split, mode)
-                for split in SPLITS
-                if self.has_global_attributes(model_id, split, mode)
-            ),
-            None,
-        )
+        stored = self.stored_global_attributes(model_id, mode)
         class_name = bundle.spec.class_names[bundle.model.prototype_classes[prototype]]
         return match_attributes(local, prototype, class_name, stored)
 

@@ -21,7 +21,7 @@ from explorer.analysis.attribute_report import match_attributes
 from explorer.analysis.attribute_sets import MODES
 from explorer.analysis.attributes import ranking
 from explorer.analysis.explanation import Explanation
-from explorer.api import SPLITS, Explorer
+from explorer.api import Explorer
 from explorer.images import as_rgb, load_image
 from explorer.viz.figures import evidence_figure, evidence_terms
 from explorer.viz.heatmaps import ACTIVATION_COLORMAP, ATTRIBUTION_COLORMAP, overlay, shared_scale
@@ -337,14 +337,7 @@ def _attributes(
     # Explorer.match_attributes, with the image's local explanation (all prototypes in one batched
     # forward) computed once for every pair instead of once per pair.
     local = explorer.local_attributes(rgb, model_id, mode)
-    stored = next(
-        (
-            explorer.global_attributes(model_id, split, mode)
-            for split in SPLITS
-            if explorer.has_global_attributes(model_id, split, mode)
-        ),
-        None,
-    )
+    stored = explorer.stored_global_attributes(model_id, mode)
     out = []
     for pair in pairs:
         match = match_attributes(local, pair.prototype, pair.prototype_class, stored)
