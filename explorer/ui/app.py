@@ -9,6 +9,7 @@ import gradio as gr
 from explorer.api import Explorer
 from explorer.auth import Credentials
 from explorer.images import MAX_BYTES
+from explorer.ui.choices import prototype_index
 from explorer.ui.identity import reviewer_field
 from explorer.ui.tabs.explain import build_explain_tab
 from explorer.ui.tabs.labels import SHORTCUT_JS, build_labels_tab
@@ -34,6 +35,15 @@ THEME = gr.themes.Soft()
 LOCALHOST = "127.0.0.1"
 QUEUE_SIZE = 64  # waiting requests at most (16 busy clients use a quarter of it)
 LOOPBACK_HOSTS = (LOCALHOST, "localhost", "::1")
+
+
+def follow_prototype(choice: str | None) -> int | dict:
+    """The Prototypes tab's number for the Explain tab's choice (unchanged for "strongest match")."""
+    try:
+        index = prototype_index(choice)
+    except ValueError:
+        return gr.update()
+    return gr.update() if index is None else index
 
 
 def build_app(explorer: Explorer) -> gr.Blocks:
@@ -64,9 +74,13 @@ def build_app(explorer: Explorer) -> gr.Blocks:
             )
         model.change(lambda m: model_card(explorer, m), model, card, api_name=False)
         with gr.Tab("Explain"):
-            build_explain_tab(explorer, model, reviewer, what_if)
+            explained_prototype = build_explain_tab(explorer, model, reviewer, what_if)
         with gr.Tab("Prototypes"):
-            build_prototypes_tab(explorer, model, reviewer)
+            browsed_prototype = build_prototypes_tab(explorer, model, reviewer)
+        # The prototype picked in Explain (e.g. by clicking a pair) is the one the browser opens.
+        explained_prototype.change(
+            follow_prototype, explained_prototype, browsed_prototype, api_name=False
+        )
         with gr.Tab("Redundancy"):
             build_redundancy_tab(explorer, model)
         with gr.Tab("Labels"):

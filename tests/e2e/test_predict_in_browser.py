@@ -48,8 +48,14 @@ def test_explain_an_upload_then_browse_a_prototype(page, app_url: str) -> None:
         timeout=30_000,
     )
 
-    page.get_by_role("tab", name="Prototypes").click()
+    picked = page.evaluate(
+        "() => [...document.querySelectorAll('input')].map(i => i.value).find(v => /^P[0-9]+ · /.test(v))"
+    )
+    number = picked.split(" ")[0].removeprefix("P")
+
+    page.get_by_role("tab", name="Prototypes").click()  # the browser follows the picked prototype
     page.get_by_role("button", name="Show prototype").click()
+    page.get_by_text(f"Prototype {number} — class").first.wait_for(timeout=30_000)
     page.get_by_text("Projected onto training image").first.wait_for(timeout=30_000)
     page.get_by_text("not computed yet").first.wait_for(timeout=10_000)
     page.get_by_role("button", name="Compute nearest patches").click()  # one pass over each split

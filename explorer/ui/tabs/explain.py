@@ -139,8 +139,9 @@ def what_if_text(
 
 def build_explain_tab(
     explorer: Explorer, model: gr.Dropdown, reviewer: gr.Textbox, what_if: gr.Checkbox
-) -> None:
-    """Lays out the tab and wires its events (``api_name`` on each public one)."""
+) -> gr.Dropdown:
+    """Lays out the tab and wires its events (``api_name`` on each public one); returns the picker of
+    the current prototype, so that other tabs can follow it."""
     default = explorer.default_model
     with gr.Row():
         with gr.Column(scale=1):
@@ -363,3 +364,4 @@ def build_explain_tab(
         [examples, image, summary, probabilities, evidence, table, pairs, post_hoc, own, note, report_files, target, compare, prototype],
         api_name=False,
     )  # fmt: skip
+    return prototype

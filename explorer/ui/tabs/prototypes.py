@@ -79,7 +79,8 @@ def detail_text(explorer: Explorer, model_id: str, view: PrototypeView) -> str:
     return "\n\n".join(lines)
 
 
-def build_prototypes_tab(explorer: Explorer, model: gr.Dropdown, reviewer: gr.Textbox) -> None:
+def build_prototypes_tab(explorer: Explorer, model: gr.Dropdown, reviewer: gr.Textbox) -> gr.Number:
+    """Lays out the tab and wires its events; returns the number of the prototype on show."""
     default = explorer.default_model
     names = list(explorer.bundle(default).spec.class_names) if default else []
     with gr.Row():
@@ -195,3 +196,4 @@ def build_prototypes_tab(explorer: Explorer, model: gr.Dropdown, reviewer: gr.Te
         [class_filter, grid, shown_ids, number, details, source, self_map, weights, nearest_train, nearest_test],
         api_name=False,
     )  # fmt: skip
+    return number
