@@ -152,9 +152,11 @@ class BatchAttributes:
 
 
 def _rows_in_layout(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """``x[rows]`` with ``x``'s strides (preprocess's channels-last layout). Indexing returns NCHW
-    strides, and for one-channel inputs ``.contiguous(memory_format=channels_last)`` keeps them (both
-    layouts are "contiguous" when C = 1), which sends grey models down a ~30 % slower convolution path."""
+    """``x[rows]`` with ``x``'s strides (preprocess's channels-last layout). Indexing (and viewing,
+    which normalises the stride of a size-1 channel dimension) returns NCHW strides, and for
+    one-channel inputs ``.contiguous(memory_format=channels_last)`` keeps them (both layouts are
+    "contiguous" when C = 1), which sends grey models down a ~30 % slower convolution path; so
+    ``x`` must come straight from preprocess, not through a view."""
     if len(rows) == len(x):
         return x
     out = torch.empty_strided((len(rows), *x.shape[1:]), x.stride(), dtype=x.dtype)
@@ -212,15 +214,15 @@ def attribute_batch(
 
     start = time.perf_counter()
     x = model.preprocess(versions)  # [B·(1+M), C, H, W], originals at multiples of 1+M
-    x = x.view(num, versions_per_image, *x.shape[1:])  # [B, 1+M, C, H, W]
     if reuse_unchanged:
-        changed = (x[:, 1:] != x[:, :1]).flatten(2).any(dim=2)  # [B, M]
+        grouped = x.view(num, versions_per_image, *x.shape[1:])  # [B, 1+M, C, H, W]
+        changed = (grouped[:, 1:] != grouped[:, :1]).flatten(2).any(dim=2)  # [B, M]
     else:
         changed = torch.ones(num, versions_per_image - 1, dtype=torch.bool)
     send = torch.cat([torch.ones(num, 1, dtype=torch.bool), changed], dim=1)  # [B, 1+M]
     rows = send.flatten().nonzero().squeeze(1)  # [K] positions in the flattened [B·(1+M)]
     device = model.prototype_vectors.device
-    inputs = _rows_in_layout(x.flatten(0, 1), rows).to(device)
+    inputs = _rows_in_layout(x, rows).to(device)
     similarity_maps = model(inputs).similarity_maps.cpu()  # [K, P, h, w]
     _add_time(timings, "forward", time.perf_counter() - start)
 
