@@ -50,6 +50,7 @@ def _train(args: argparse.Namespace) -> int:
         joint_epochs=args.joint_epochs,
         last_epochs=args.last_epochs,
         prototypes_per_class=args.prototypes_per_class,
+        push_on_object=True if args.push_on_object else None,
     )
     out = Path(args.out or Path("weights") / config.model_id)
     spec = train(config, out)
@@ -316,6 +317,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--joint-epochs", type=int)
     train.add_argument("--last-epochs", type=int)
     train.add_argument("--prototypes-per-class", type=int)
+    train.add_argument(
+        "--push-on-object",
+        action="store_true",
+        help="project prototypes only onto cells mostly on the object (needs object masks: synthetic)",
+    )
     train.set_defaults(run=_train)
 
     predict = commands.add_parser(
