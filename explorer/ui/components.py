@@ -8,6 +8,11 @@ import gradio as gr
 from gradio.data_classes import ImageData
 
 
+def shown_picture(label: str, alt: str) -> gr.Image:
+    """An output-only image with its label and its text alternative for screen readers."""
+    return gr.Image(label=label, interactive=False, alt_text=alt)
+
+
 class UploadedImage(gr.Image):
     """``gr.Image`` (same front end) whose upload reaches the library undecoded.
 

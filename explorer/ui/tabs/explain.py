@@ -16,7 +16,7 @@ from explorer.images import as_rgb
 from explorer.models.checkpoint import example_class, read_png
 from explorer.report import build_case, write_reports
 from explorer.ui.choices import STRONGEST, prototype_choices, prototype_index, required_prototype
-from explorer.ui.components import UploadedImage
+from explorer.ui.components import UploadedImage, shown_picture
 from explorer.ui.tabs.attributes import build_match_section
 from explorer.ui.tabs.labels import build_label_controls
 from explorer.viz.figures import comparison_figure, evidence_figure
@@ -201,15 +201,14 @@ def build_explain_tab(
         shared = gr.Checkbox(label="Shared colour scale (across the maps you compute)")
         attribute_button = gr.Button("Compute attribution")
     with gr.Row():
-        post_hoc = gr.Image(
-            label="Attribution",
-            interactive=False,
-            alt_text="Post-hoc attribution heatmap over the image (described in the note below)",
+        post_hoc = shown_picture(
+            "Attribution",
+            "Post-hoc attribution heatmap over the image (described in the note below)",
         )
-        own = gr.Image(
-            label="Prototype similarity map", interactive=False,
-            alt_text="The model's own similarity map of the prototype over the image",
-        )  # fmt: skip
+        own = shown_picture(
+            "Prototype similarity map",
+            "The model's own similarity map of the prototype over the image",
+        )
     note = gr.Markdown()
     build_match_section(explorer, model, image, prototype)
     gr.Markdown(

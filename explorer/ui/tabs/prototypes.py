@@ -11,6 +11,7 @@ from explorer.analysis.prototypes import PrototypeView
 from explorer.api import SPLITS, Explorer
 from explorer.errors import ExplorerError
 from explorer.ui.choices import required_prototype
+from explorer.ui.components import shown_picture
 from explorer.ui.tabs.attributes import build_prototype_section
 from explorer.ui.tabs.labels import build_label_controls
 from explorer.viz.figures import weights_figure
@@ -100,15 +101,14 @@ def build_prototypes_tab(explorer: Explorer, model: gr.Dropdown, reviewer: gr.Te
     shown_ids = gr.State(initial_ids)  # per user: which prototype each grid cell shows
     details = gr.Markdown()
     with gr.Row():
-        source = gr.Image(
-            label="Source training image and box",
-            interactive=False,
-            alt_text="The prototype's source training image with a box around its patch",
+        source = shown_picture(
+            "Source training image and box",
+            "The prototype's source training image with a box around its patch",
         )
-        self_map = gr.Image(
-            label="Self-activation on its source image", interactive=False,
-            alt_text="Heatmap of where the prototype matches its own source image",
-        )  # fmt: skip
+        self_map = shown_picture(
+            "Self-activation on its source image",
+            "Heatmap of where the prototype matches its own source image",
+        )
         weights = gr.Plot(label="Last-layer weights")
     nearest_train = gr.Gallery(
         label="Nearest training patches", columns=5, height=300, object_fit="contain"
