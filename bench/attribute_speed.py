@@ -90,7 +90,8 @@ def interleaved(model, images, mods, originals: int) -> tuple[np.ndarray, int, d
         batch = attribute_batch(model, chunk, mods, timings=timings, reuse_unchanged=False)
         phis.append(batch.phi)
         forwarded += batch.forwarded
-        versions = [v for im in chunk for v in (rgb_of(im), *(m.apply(rgb_of(im)) for m in mods))]
+        originals_rgb = [rgb_of(im) for im in chunk]
+        versions = [v for rgb in originals_rgb for v in (rgb, *(m.apply(rgb) for m in mods))]
         started = time.perf_counter()
         with torch.inference_mode():
             model(model.preprocess(versions))
