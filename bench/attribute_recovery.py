@@ -1,12 +1,24 @@
-"""Known-answer benchmark of attribute explanations on the synthetic model.
+"""Known-answer benchmark of attribute explanations on synthetic-attribute models.
 
 Each synthetic class differs from the base class in one attribute (hue, saturation, contrast,
 texture, shape). For every prototype of such a class, does its global explanation rank that
-attribute first? Printed per attribute and overall, for the raw (reference) and relative readings,
-for the reference and disentangled modification sets; plus the AUC of Φ_m separating the prototypes
-of the m-class from all others. Base-class prototypes are the control (no defining attribute).
+attribute first? Printed per attribute and overall for three readings — *raw* Φ (the paper's),
+*z* (each modification's Φ z-scored across prototypes) and *relative* (the explorer's relative
+reading: each prototype's Φ as shares of its total, ranked across prototypes as a percentile) —
+for the reference and the disentangled modification sets; plus the AUC of Φ_m separating the
+prototypes of the m-class from all others. Base-class prototypes are the control (no defining
+attribute). Chance is 20 %.
 
-    python -m bench.attribute_recovery [--split train|test]
+    python -m bench.attribute_recovery [MODEL_FOLDER ...] [--split train|test] [--with-v1]
+
+Without folders it runs the shipped ``weights/synthetic``. Models of other seeds, to check that
+the disentangled values (chosen on seed 0's train split) hold on models they were not chosen on:
+
+    python -m explorer train --preset synthetic --seed 1 --out /tmp/synthetic-s1
+
+``--with-v1`` adds the disentangled set's version-1 values (hue 180°, warp period 4 cells, texture
+σ ¼ cell, contrast 0.3, saturation 0.4) for comparison. Several folders: a mean over them is
+printed last.
 """
 
 from __future__ import annotations
@@ -18,63 +30,108 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
-from explorer.analysis.attribute_sets import MODES, feature_grid, modification_set
-from explorer.analysis.attributes import global_attributes, relative
-from explorer.analysis.modifications import ATTRIBUTES
+from explorer.analysis.attribute_sets import cell_size, feature_grid, modification_set
+from explorer.analysis.attributes import global_attributes, relative, zscores
+from explorer.analysis.modifications import ATTRIBUTES, Modification, disentangled_set
 from explorer.api import Explorer
 from explorer.data.synthetic import DEFINING_ATTRIBUTE
 
 CHANCE = 1 / len(ATTRIBUTES)
+READINGS = {"raw": lambda phi: phi, "z": zscores, "relative": relative}
+COLUMNS = (*ATTRIBUTES, "overall")
 
 
-def recovery_table(phi: np.ndarray, names: tuple[str, ...], defining: list[str | None]) -> dict:
-    """Share of prototypes whose top-ranked (paper) modification is their class's attribute."""
+def recovery_table(
+    phi: np.ndarray, names: tuple[str, ...], defining: list[str | None]
+) -> dict[str, dict[str, float]]:
+    """Per reading, the share of each attribute's prototypes whose top modification is that
+    attribute (and overall); ``"auc"``: AUC of raw Φ_m separating m-prototypes from the rest."""
     columns = [names.index(a) for a in ATTRIBUTES]
-    readings = {"raw": phi[:, columns], "relative": relative(phi[:, columns])}
+    phi = phi[:, columns]
+    attributed = [j for j, d in enumerate(defining) if d is not None]
     out: dict[str, dict[str, float]] = {}
-    for reading, values in readings.items():
-        top = [ATTRIBUTES[i] for i in values.argmax(axis=1)]
-        row = {}
-        for attribute in ATTRIBUTES:
-            members = [j for j, d in enumerate(defining) if d == attribute]
-            row[attribute] = float(np.mean([top[j] == attribute for j in members]))
-        attributed = [j for j, d in enumerate(defining) if d is not None]
+    for reading, read in READINGS.items():
+        top = [ATTRIBUTES[i] for i in read(phi).argmax(axis=1)]
+        row = {
+            a: float(np.mean([top[j] == a for j, d in enumerate(defining) if d == a]))
+            for a in ATTRIBUTES
+        }
         row["overall"] = float(np.mean([top[j] == defining[j] for j in attributed]))
         out[reading] = row
     out["auc"] = {
-        a: float(roc_auc_score([d == a for d in defining], phi[:, names.index(a)]))
-        for a in ATTRIBUTES
+        a: float(roc_auc_score([d == a for d in defining], phi[:, i]))
+        for i, a in enumerate(ATTRIBUTES)
     }
     return out
 
 
+def version_1_set(image_shape: tuple[int, ...], cell: float) -> tuple[Modification, ...]:
+    """The disentangled set's version-1 values, for comparison."""
+    return disentangled_set(
+        (int(image_shape[0]), int(image_shape[1])), cell,
+        hue_degrees=180.0, contrast=0.3, saturation=0.4,
+        texture_sigma_cells=0.25, shape_amplitude_cells=0.5, shape_period_cells=4.0,
+    )  # fmt: skip
+
+
+def print_rows(label: str, table: dict[str, dict[str, float]], note: str = "") -> None:
+    for reading in READINGS:
+        cells = "".join(f"{table[reading][c]:>11.0%}" for c in COLUMNS)
+        print(f"{label:<16}{reading:<10}{cells}")
+    cells = "".join(f"{table['auc'][a]:>11.2f}" for a in ATTRIBUTES)
+    print(f"{label:<16}{'AUC':<10}{cells}{'':>11}{note}")
+
+
+def mean_table(tables: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    return {
+        key: {c: float(np.mean([t[key][c] for t in tables])) for c in tables[0][key]}
+        for key in tables[0]
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("folders", nargs="*", help="synthetic-attribute model folders")
     parser.add_argument("--split", default="train", choices=["train", "test"])
+    parser.add_argument("--with-v1", action="store_true", help="also the version-1 values")
     args = parser.parse_args()
     torch.set_num_threads(2)
     explorer = Explorer()
-    bundle = explorer.bundle("synthetic")
-    model = bundle.model
-    data = explorer.dataset("synthetic", args.split)
-    classes = model.prototype_classes
-    defining = [DEFINING_ATTRIBUTE[bundle.spec.class_names[c]] for c in classes]
-    grid = feature_grid(model)
-    print(f"synthetic model, {len(classes)} prototypes, global Φ over the {args.split} split "
-          f"({len(data)} images); chance = {CHANCE:.0%}")  # fmt: skip
-    header = f"{'set':<13}{'reading':<10}" + "".join(f"{a:>11}" for a in (*ATTRIBUTES, "overall"))
-    print(header)
-    for mode in MODES:
-        mods = modification_set(model, mode, data.images.shape[1:], grid)
-        started = time.perf_counter()
-        result = global_attributes(model, data.images, mods, args.split)
-        seconds = time.perf_counter() - started
-        table = recovery_table(result.phi, result.modifications, defining)
-        for reading in ("raw", "relative"):
-            cells = "".join(f"{table[reading][a]:>11.0%}" for a in (*ATTRIBUTES, "overall"))
-            print(f"{mode:<13}{reading:<10}{cells}")
-        cells = "".join(f"{table['auc'][a]:>11.2f}" for a in ATTRIBUTES)
-        print(f"{mode:<13}{'AUC':<10}{cells}{'':>11}   ({seconds:.0f} s)")
+    model_ids = [explorer.add_model_folder(f).model_id for f in args.folders] or ["synthetic"]
+    sets = ["reference", "disentangled"] + (["disentangled v1"] if args.with_v1 else [])
+    tables: dict[str, list] = {name: [] for name in sets}
+    header = f"{'set':<16}{'reading':<10}" + "".join(f"{c:>11}" for c in COLUMNS)
+    for model_id in model_ids:
+        bundle = explorer.bundle(model_id)
+        model = bundle.model
+        data = explorer.dataset(model_id, args.split)
+        classes = model.prototype_classes
+        defining = [DEFINING_ATTRIBUTE[bundle.spec.class_names[c]] for c in classes]
+        grid = feature_grid(model)
+        shape = data.images.shape[1:]
+        accuracy = bundle.spec.accuracy.get("after_last_layer", float("nan"))
+        print(
+            f"\n{model_id} (seed {bundle.spec.training.get('seed', '?')}, test accuracy "
+            f"{accuracy:.1%}), {len(classes)} prototypes, global Φ over the {args.split} split "
+            f"({len(data)} images); chance = {CHANCE:.0%}"
+        )
+        print(header)
+        for name in sets:
+            if name == "disentangled v1":
+                mods = version_1_set(shape, cell_size(model, shape, grid))
+            else:
+                mods = modification_set(model, name, shape, grid)
+            started = time.perf_counter()
+            result = global_attributes(model, data.images, mods, args.split)
+            seconds = time.perf_counter() - started
+            table = recovery_table(result.phi, result.modifications, defining)
+            tables[name].append(table)
+            print_rows(name, table, f"   ({seconds:.0f} s)")
+    if len(model_ids) > 1:
+        print(f"\nmean over {len(model_ids)} models ({args.split} split)")
+        print(header)
+        for name in sets:
+            print_rows(name, mean_table(tables[name]))
 
 
 if __name__ == "__main__":

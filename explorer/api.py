@@ -21,7 +21,13 @@ from explorer.analysis.attribute_report import (
     match_attributes,
     prototype_attributes,
 )
-from explorer.analysis.attribute_sets import MODES, cell_size, feature_grid, modification_set
+from explorer.analysis.attribute_sets import (
+    MODES,
+    attributes_cache_name,
+    cell_size,
+    feature_grid,
+    modification_set,
+)
 from explorer.analysis.attributes import (
     GlobalAttributes,
     LocalAttributes,
@@ -255,7 +261,7 @@ class Explorer:
         return local_attributes(bundle.model, rgb, mods)
 
     def has_global_attributes(self, model_id: str | None, split: str, mode: str) -> bool:
-        return self.cache(model_id).path(f"attributes_{mode}_{split}").is_file()
+        return self.cache(model_id).path(attributes_cache_name(mode, split)).is_file()
 
     def global_attributes(
         self,
@@ -282,7 +288,7 @@ class Explorer:
 
         return self._stored(
             model_id,
-            f"attributes_{mode}_{split}",
+            attributes_cache_name(mode, split),
             compute,
             lambda a: GlobalAttributes.from_arrays(split, a),
         )

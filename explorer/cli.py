@@ -160,6 +160,7 @@ def _report(args: argparse.Namespace) -> int:
 def _analyse(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from explorer.analysis.attribute_sets import attributes_cache_name
     from explorer.api import Explorer
 
     explorer = Explorer()
@@ -183,7 +184,7 @@ def _analyse(args: argparse.Namespace) -> int:
             summary["attributes"][f"{mode}_{split}"] = {
                 "modifications": list(attributes.modifications),
                 "mean_phi": [round(float(v), 4) for v in attributes.phi.mean(axis=0)],
-                "cache": str(explorer.cache(model_id).path(f"attributes_{mode}_{split}")),
+                "cache": str(explorer.cache(model_id).path(attributes_cache_name(mode, split))),
             }
     print(json.dumps(summary, indent=2))
     return 0

@@ -82,7 +82,8 @@ def tiny_config():
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
-    train_set = generate(16, "train", seed=0, size=32)
+    # with masks: the synthetic preset projects prototypes onto the object only (push_on_object)
+    train_set = generate(16, "train", seed=0, size=32, with_masks=True)
     test_set = generate(8, "test", seed=1, size=32)
     folder = tmp_path_factory.mktemp("run") / "tiny"
     spec = train(tiny_config(), folder, train_set, test_set)

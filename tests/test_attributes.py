@@ -25,9 +25,11 @@ from explorer.analysis.attributes import (
     prototype_sentence,
     ranking,
     relative,
+    shares,
     sorted_values,
     weighted_mean,
     welch_by_modification,
+    zscores,
 )
 from explorer.cache import AnalysisCache
 from explorer.models.checkpoint import load_model
@@ -337,12 +339,34 @@ def _global(phi: np.ndarray, split: str, names=NAMES, not_applicable=()) -> Glob
     return GlobalAttributes(names, split, phi, np.ones(len(phi)), 10, not_applicable)
 
 
-def test_relative_zscores_columns_and_zeroes_constant_ones() -> None:
+def test_zscores_columns_and_zeroes_constant_ones() -> None:
     phi = np.array([[1.0, 0.3], [2.0, 0.3], [3.0, 0.3]])
-    rel = relative(phi)
-    np.testing.assert_allclose(rel[:, 0], [-1.224744871, 0.0, 1.224744871])
-    assert (rel[:, 1] == 0).all()
-    assert (relative(np.full((4, 3), 0.1)) == 0).all()
+    z = zscores(phi)
+    np.testing.assert_allclose(z[:, 0], [-1.224744871, 0.0, 1.224744871])
+    assert (z[:, 1] == 0).all()
+    assert (zscores(np.full((4, 3), 0.1)) == 0).all()
+
+
+def test_shares_count_negative_values_as_zero() -> None:
+    phi = np.array([[1.0, 1.0, 2.0], [-1.0, 2.0, 2.0], [-0.5, 0.0, -0.1]])
+    np.testing.assert_allclose(shares(phi), [[0.25, 0.25, 0.5], [0.0, 0.5, 0.5], [0.0, 0.0, 0.0]])
+
+
+def test_relative_is_the_percentile_of_each_share_among_prototypes() -> None:
+    # shares: [.25 .25 .5], [.5 0 .5], [0 1 0]  (worked on paper)
+    phi = np.array([[1.0, 1.0, 2.0], [2.0, 0.0, 2.0], [0.0, 3.0, 0.0]])
+    np.testing.assert_allclose(
+        relative(phi), [[50.0, 50.0, 75.0], [100.0, 0.0, 75.0], [0.0, 100.0, 0.0]]
+    )
+    # a prototype that reacts ten times as strongly to everything keeps its profile and its reading
+    louder = phi.copy()
+    louder[0] *= 10
+    np.testing.assert_array_equal(relative(louder), relative(phi))
+    assert (relative(np.full((4, 3), 0.1)) == 50).all()
+    assert (relative(np.array([[0.3, 0.1]])) == 50).all()
+    # a duplicated prototype gets the same reading as its twin
+    twins = relative(np.vstack([phi, phi[1]]))
+    np.testing.assert_array_equal(twins[1], twins[3])
 
 
 def test_ranking_and_most_common_top() -> None:
@@ -411,25 +435,28 @@ def test_sorted_values_matches_the_papers_example() -> None:
 
 def test_prototype_sentence_common_top_and_unusual_relative() -> None:
     raw = np.array([0.2, 0.9, 0.1, 1.78, 0.4])
-    rel = np.array([0.1, 2.1, -0.3, 0.2, -1.0])
+    rel = np.array([10.0, 95.0, 40.0, 50.0, 0.0])
     text = prototype_sentence(12, "sandal", raw, rel, NAMES, common_top="contrast")
     assert text.startswith("Prototype 12 (class *sandal*) responds most to contrast (1.7800)")
     assert "— as most prototypes do" in text
     assert "reference reading: raw Φ, as the paper" in text
-    assert "relative to the other prototypes it is unusually sensitive to shape (z = 2.1)" in text
-    assert "relative reading: Φ standardised across this model's prototypes" in text
+    assert (
+        "relative to the other prototypes it is unusually sensitive to shape (95th percentile)"
+        in text
+    )
+    assert "relative reading: percentile of Φ's share among this model's prototypes" in text
     assert "stronger" not in text and "grey" not in text
 
 
 def test_prototype_sentence_negative_values_not_applicable_and_nothing_unusual() -> None:
     raw = np.array([0.0, 0.3, -0.21, 0.5, 0.0])
-    rel = np.array([3.0, 0.5, 0.2, 0.9, 3.0])  # hue/saturation high but not applicable
+    rel = np.array([100.0, 50.0, 21.0, 72.0, 100.0])  # hue/saturation high but not applicable
     text = prototype_sentence(3, "boot", raw, rel, NAMES, ("hue", "saturation"), "shape")
     assert (
         "responds most to contrast (0.5000) — unlike most prototypes, which respond most to shape"
         in text
     )
-    assert "no modification stands out" in text
+    assert "no modification stands out (all below the 80th percentile)" in text
     assert "The texture change made the match *stronger* (Φ = −0.2100)" in text
     assert "hue and saturation do not apply to grey images" in text
     assert "reference reading" in text and "relative reading" in text
@@ -438,14 +465,14 @@ def test_prototype_sentence_negative_values_not_applicable_and_nothing_unusual()
 def test_match_sentence() -> None:
     global_phi = np.array([0.5, 0.4, 0.3, 0.2, 0.1])
     phi = np.array([0.1, 0.2, 0.3, 0.4, -0.05])
-    rel = np.array([0.0, 0.0, 0.0, 1.5, 0.0])
+    rel = np.array([0.0, 0.0, 0.0, 83.0, 0.0])
     other = np.array([0.5, 0.4, 0.3, 0.05, 0.45])  # ranks contrast last: ρ = −0.9
     text = match_sentence(7, "hue", phi, NAMES, rel=rel, global_phi=other)
     assert text.startswith("In this image, the match of prototype 7 (class *hue*) depends most on")
     assert "contrast (φ = 0.4000)" in text
     assert "reference reading: raw φ, as the paper" in text
-    assert "unusually sensitive to contrast (z = 1.5)" in text
-    assert "relative reading: φ standardised across this image's prototypes" in text
+    assert "unusually sensitive to contrast (83rd percentile)" in text
+    assert "relative reading: percentile of φ's share among this image's prototypes" in text
     assert "The saturation change made the match *stronger* (φ = −0.0500)" in text
     assert "disagrees with the prototype's global explanation" in text
     agree = match_sentence(

@@ -102,12 +102,13 @@ def test_disentangled_set_names_defaults_and_options() -> None:
     assert tuple(m.name for m in mods) == ATTRIBUTES
     assert all(m.mode == "disentangled" and m.in_paper and not m.is_identity for m in mods)
     assert {m.name: m.strength for m in mods} == {
-        "hue": 180.0,
+        "hue": 90.0,
         "shape": 0.5,
-        "texture": 0.25,
-        "contrast": 0.3,
-        "saturation": 0.4,
+        "texture": 0.5,
+        "contrast": 0.6,
+        "saturation": 0.7,
     }
+    assert mods[1].param("period_cells") == 1.0
     custom = {m.name: m for m in disentangled_set((64, 64), 8.0, contrast=0.5, brightness=0.9)}
     assert custom["contrast"].strength == 0.5
     assert not custom["brightness"].in_paper
@@ -290,7 +291,7 @@ def test_disentangled_shape_scales_with_the_cell_size() -> None:
     m = disentangled_set((300, 300), 300 / 7)[1]
     img = random_rgb(300, 300)
     cell = 300 / 7
-    expected = loop_warp(img, 0.5 * cell, 2.0 / (4.0 * cell))
+    expected = loop_warp(img, 0.5 * cell, 2.0 / (1.0 * cell))
     np.testing.assert_array_equal(m.apply(img), expected)
 
 
@@ -353,7 +354,7 @@ def test_disentangled_hue_out_of_gamut_keeps_lightness_and_only_lowers_chroma() 
 def test_disentangled_hue_turns_warm_to_cool() -> None:
     warm = np.zeros((8, 8, 3), np.uint8)
     warm[...] = (200, 110, 40)  # orange
-    out = disentangled_set((8, 8), 1.0)[0].apply(warm)
+    out = disentangled_set((8, 8), 1.0, hue_degrees=180.0)[0].apply(warm)
     r, _, b = out[0, 0].astype(int)
     assert b > r  # now bluish
 
@@ -363,7 +364,7 @@ def test_disentangled_texture_removes_fine_detail_keeps_chroma_and_mean() -> Non
     stripes = np.where((x // 2) % 2 == 0, 150, 110).astype(np.uint8)  # 4-px period
     img = np.zeros((64, 64, 3), np.uint8)
     img[...] = np.stack([stripes, stripes - 20, stripes // 2], axis=-1)[None, :, :]
-    m = disentangled_set((64, 64), 8.0)[2]  # σ = 2 px
+    m = disentangled_set((64, 64), 8.0)[2]  # σ = 4 px
     out = m.apply(img)
     before, after = lab(img), lab(out)
     assert after[..., 0].std() < 0.1 * before[..., 0].std()

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.data.synthetic import generate
 from explorer.models.checkpoint import ModelBundle, load_model
 from explorer.train.push import object_cells
 from explorer.train.trainer import train
@@ -75,11 +74,9 @@ def test_object_cells_follow_the_mask_and_never_leave_an_image_without_a_cell() 
     np.testing.assert_array_equal(cells[1], [[True, False], [False, False]])
 
 
-def test_push_on_object_puts_every_prototype_on_its_source_object(tmp_path: Path) -> None:
-    train_set = generate(16, "train", seed=0, size=32, with_masks=True)
-    test_set = generate(8, "test", seed=1, size=32)
-    folder = tmp_path / "on_object"
-    train(tiny_config().with_overrides(push_on_object=True), folder, train_set, test_set)
+def test_push_on_object_puts_every_prototype_on_its_source_object(tiny_run, tmp_path: Path) -> None:
+    folder, (train_set, test_set, _) = tiny_run
+    assert tiny_config().push_on_object  # the synthetic preset pushes on the object
     bundle = load_model(folder)
     assert_pushed(bundle)
     grid = (8, 8)  # 32 px input, two pools
@@ -87,4 +84,4 @@ def test_push_on_object_puts_every_prototype_on_its_source_object(tmp_path: Path
     for record in bundle.projection:
         assert allowed[record.source_index][record.cell], record
     with pytest.raises(ValueError, match="needs object masks"):
-        train(tiny_config().with_overrides(push_on_object=True), tmp_path / "x", test_set, test_set)
+        train(tiny_config(), tmp_path / "x", test_set, test_set)

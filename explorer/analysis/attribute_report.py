@@ -31,9 +31,9 @@ class MatchAttributes:
         prototype: its index.
         names: modification names ``M``.
         local: ``[M]`` local φ on this image (reference reading).
-        local_relative: ``[M]`` relative reading: φ standardised across this image's prototypes.
+        local_relative: ``[M]`` relative reading: percentile of φ's share among this image's prototypes.
         global_phi: ``[M]`` the prototype's global Φ (``None`` when not computed).
-        global_relative: ``[M]`` relative reading of Φ (standardised across the model's prototypes).
+        global_relative: ``[M]`` relative reading of Φ (percentile of its share among the model's prototypes).
         global_split: the split ``global_phi`` was computed on.
         sentence: the match in words (names its reading).
         values: the local φ sorted, four decimals.
@@ -95,7 +95,9 @@ class PrototypeAttributes:
     Attributes:
         names: modification names.
         train, test: ``[M]`` Φ on each split (``None`` where not computed).
-        relative: ``[M]`` the relative reading (standardised across prototypes) on train, else test.
+        relative: ``[M]`` the relative reading (percentile of Φ's share among prototypes) on train,
+            else test.
+        not_applicable: modifications that cannot apply (grey-input models).
         sentence: in words (both readings named).
         generalises: whether its explanation carries from train to test (``None`` without both).
         welch: per modification, Welch's (t, p) between train and test Φ over all prototypes.
@@ -105,6 +107,7 @@ class PrototypeAttributes:
     train: np.ndarray | None
     test: np.ndarray | None
     relative: np.ndarray
+    not_applicable: tuple[str, ...]
     sentence: str
     generalises: bool | None
     welch: dict[str, tuple[float, float]]
@@ -128,6 +131,7 @@ def prototype_attributes(
         train=None if train is None else train.phi[prototype],
         test=None if test is None else test.phi[prototype],
         relative=rel[prototype],
+        not_applicable=tuple(main.not_applicable),
         sentence=prototype_sentence(
             prototype,
             class_name,

@@ -11,6 +11,19 @@ from explorer.models.protopnet import ProtoPNet
 
 MODES = ("reference", "disentangled")
 
+SET_VERSIONS = {"reference": 1, "disentangled": 2}
+"""Bumped whenever a set's default values change, so that stored global explanations computed with
+the old values are not reused (disentangled 2: hue 90°, fine warp, texture σ ½ cell, contrast 0.6,
+saturation 0.7, chosen on the known-answer benchmark)."""
+
+
+def attributes_cache_name(mode: str, split: str) -> str:
+    """The name a global explanation of ``mode`` over ``split`` is stored under in the model's cache."""
+    if mode not in SET_VERSIONS:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    version = SET_VERSIONS[mode]
+    return f"attributes_{mode}_{split}" if version == 1 else f"attributes_{mode}_v{version}_{split}"
+
 
 def feature_grid(model: ProtoPNet) -> tuple[int, int]:
     """``(h, w)`` of the model's feature map (one forward pass of a blank input)."""

@@ -11,7 +11,8 @@ where the prototype best matches the original image** (not re-minimised on the m
   paper), plus a per-prototype verdict of ours (:func:`generalises`).
 
 Two readings of ``Φ`` are offered: the *reference* reading (raw ``Φ``, as the paper) and a *relative*
-reading of ours (each modification's ``Φ`` standardised across the model's prototypes, see
+reading of ours (:func:`relative`: each prototype's ``Φ`` as shares of its total, then each
+modification's share ranked across the model's prototypes as a percentile; see
 :data:`WHY_RAW_FAVOURS_CONTRAST`). Every sentence this module writes names the reading it uses.
 
 A split is processed as *map over batches* (:func:`attribute_batch`: one forward pass over the originals
@@ -45,12 +46,12 @@ GREY_INAPPLICABLE: tuple[str, ...] = ("hue", "saturation")
 """Modifications that do nothing to a grey image (or to what a grey-input model sees)."""
 
 REFERENCE_READING = "reference reading: raw Φ, as the paper"
-RELATIVE_READING = "relative reading: Φ standardised across this model's prototypes"
+RELATIVE_READING = "relative reading: percentile of Φ's share among this model's prototypes"
 LOCAL_REFERENCE_READING = "reference reading: raw φ, as the paper"
-LOCAL_RELATIVE_READING = "relative reading: φ standardised across this image's prototypes"
+LOCAL_RELATIVE_READING = "relative reading: percentile of φ's share among this image's prototypes"
 
-UNUSUAL_Z = 1.0
-"""A relative (z-scored) value at or above this is called *unusually* high."""
+UNUSUAL_PERCENTILE = 80.0
+"""A relative value (percentile) at or above this is called *unusually* high."""
 
 WHY_RAW_FAVOURS_CONTRAST = (
     "Raw Φ values of different modifications are not comparable: at the reference settings the "
@@ -550,16 +551,59 @@ def local_disagrees(
 # --- readings -----------------------------------------------------------------------------------------
 
 
-def relative(phi_global: np.ndarray) -> np.ndarray:
-    """The relative reading: each modification's ``Φ`` z-scored across the model's prototypes.
+def shares(phi: np.ndarray) -> np.ndarray:
+    """Each prototype's positive ``Φ`` as shares of its total: its *profile*, not its sensitivity.
 
     Args:
-        phi_global: ``[P, M]``.
+        phi: ``[P, M]`` (global ``Φ`` or local ``φ``).
+
+    Returns:
+        float64 ``[P, M]``, rows summing to 1 (a row with no positive value is all zeros). Negative
+        values (the change made the match stronger) count as 0.
+    """
+    positive = np.clip(np.asarray(phi, dtype=np.float64), 0.0, None)
+    total = positive.sum(axis=1, keepdims=True)
+    return np.divide(positive, total, out=np.zeros_like(positive), where=total > 0)
+
+
+def relative(phi: np.ndarray) -> np.ndarray:
+    """The relative reading: per modification, each prototype's percentile among the model's prototypes
+    by its *share* of ``Φ`` (:func:`shares`).
+
+    ``100`` means: no other prototype gives this modification a larger part of its response;
+    ``50`` is the median. The share removes how sensitive a prototype is overall (some prototypes
+    react strongly to every change, which would otherwise put them on top of every column), and
+    the percentile across prototypes removes how large each modification is (why raw ``Φ`` favours
+    contrast, :data:`WHY_RAW_FAVOURS_CONTRAST`). Ties get their average rank. Measured on the
+    synthetic known-answer benchmark, this reading names the class-defining attribute first far
+    more often than raw ``Φ`` or a plain z-score of ``Φ`` (README, known-answer benchmark).
+
+    Args:
+        phi: ``[P, M]``.
+
+    Returns:
+        float64 ``[P, M]`` in ``[0, 100]``; a single prototype, or a column where all prototypes have
+        the same share, gives 50.
+    """
+    share = shares(phi)
+    count = share.shape[0]
+    if count < 2:
+        return np.full_like(share, 50.0)
+    ranks = stats.rankdata(share, axis=0)  # 1..P, ties averaged
+    return (ranks - 1.0) / (count - 1.0) * 100.0
+
+
+def zscores(phi: np.ndarray) -> np.ndarray:
+    """Each modification's ``Φ`` z-scored across prototypes (the plain standardisation; the known-answer
+    benchmark compares it with :func:`relative`).
+
+    Args:
+        phi: ``[P, M]``.
 
     Returns:
         float64 ``[P, M]``; a column with zero spread gives zeros.
     """
-    phi = np.asarray(phi_global, dtype=np.float64)
+    phi = np.asarray(phi, dtype=np.float64)
     out = np.zeros_like(phi)
     spread = np.ptp(phi, axis=0) > 0  # [M]
     if spread.any():
@@ -647,12 +691,27 @@ def _negatives_sentence(
 def _relative_clause(rel: np.ndarray, names: Sequence[str], keep: np.ndarray, others: str) -> str:
     rel_kept = np.where(keep, rel, -np.inf)
     top = int(np.argmax(rel_kept))
-    if rel_kept[top] >= UNUSUAL_Z:
+    if rel_kept[top] >= UNUSUAL_PERCENTILE:
         return (
             f"relative to {others} it is unusually sensitive to {names[top]} "
-            f"(z = {_number(float(rel[top]), 1)})"
+            f"({_percentile(float(rel[top]))})"
         )
-    return f"relative to {others} no modification stands out (all z < {UNUSUAL_Z:g})"
+    return (
+        f"relative to {others} no modification stands out "
+        f"(all below the {_ordinal(UNUSUAL_PERCENTILE)} percentile)"
+    )
+
+
+def _ordinal(value: float) -> str:
+    number = round(value)
+    suffix = (
+        "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    )
+    return f"{number}{suffix}"
+
+
+def _percentile(value: float) -> str:
+    return f"{_ordinal(value)} percentile"
 
 
 def prototype_sentence(
@@ -728,7 +787,7 @@ def match_sentence(
         names: the modifications' names.
         not_applicable: modifications that do not apply (left out).
         rel: optional ``[M]`` relative reading: the prototype's row of ``relative(local.phi)`` (each
-            modification's ``φ`` standardised across this image's prototypes).
+            modification's share of ``φ`` as a percentile among this image's prototypes).
         global_phi: optional ``[M]`` the prototype's global ``Φ``; the sentence then says whether this
             match agrees with it (:func:`local_disagrees`).
         disagreement_threshold: see :func:`local_disagrees`.

@@ -25,9 +25,9 @@ diagonal.
     of sameness.
 * **explanatory** (optional) — cosine distance ``1 − max(cos, 0)`` between global
   attribute-importance vectors ``[P, M]`` (Nauta's Φ per modification, ``GlobalAttributes.phi``).
-  By default each attribute is first standardised across the prototypes (the "relative reading" of
-  METHOD §2.1: raw Φ of different modifications are not comparable, and contrast's would make every
-  prototype look alike); an attribute constant over the prototypes (hue on grey inputs) drops out.
+  By default each attribute is first z-scored across the prototypes (METHOD §2.1: raw Φ of
+  different modifications are not comparable, and contrast's would make every prototype look
+  alike); an attribute constant over the prototypes (hue on grey inputs) drops out.
   An all-zero vector is at distance 1 from everything except an identical vector.
 * **combined** — the weighted mean of the available views (``DEFAULT_WEIGHTS``: latent 1,
   behavioural 1, explanatory 0.5, the last lower because ``M`` is only about five numbers); views

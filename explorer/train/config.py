@@ -110,6 +110,7 @@ PRESETS: dict[str, TrainConfig] = {
         lr_features=2e-3,
         last_epochs=30,
         hflip=True,
+        push_on_object=True,
     ),
     "elpv": TrainConfig(
         model_id="elpv",

@@ -146,6 +146,8 @@ def attribute_figure(
     series: dict[str, np.ndarray],
     title: str,
     not_applicable: Sequence[str] = (),
+    y_title: str = "similarity lost (log-similarity)",
+    decimals: int = 4,
 ) -> go.Figure:
     """Grouped bars, one group per modification (e.g. local φ beside global Φ, or train beside test);
     not-applicable modifications are labelled so."""
@@ -153,14 +155,14 @@ def attribute_figure(
     figure = go.Figure(
         [
             go.Bar(name=name, x=labels, y=np.asarray(values, dtype=float),
-                   text=[f"{v:.4f}" for v in values], textposition="outside")
+                   text=[f"{v:.{decimals}f}" for v in values], textposition="outside")
             for name, values in series.items()
         ]
     )  # fmt: skip
     figure.update_layout(
         title=title,
         barmode="group",
-        yaxis_title="similarity lost (log-similarity)",
+        yaxis_title=y_title,
         height=340,
         margin={"l": 10, "r": 10, "t": 40, "b": 30},
     )

@@ -13,19 +13,30 @@ from explorer.viz.figures import attribute_figure, dose_figure
 from explorer.viz.text import describe_figure
 
 MODES = ["reference", "disentangled"]
-READINGS = ["reference (raw, as the paper)", "relative (standardised across prototypes)"]
+READINGS = ["reference (raw, as the paper)", "relative (percentile of its share among prototypes)"]
 MODE_HELP = (
     "**Modification sets** — *reference*: the paper's exact settings (hue 0.1, contrast 0.45, "
     "saturation 0.7, NL-means h = 4, sine warp A = 4 px), plus brightness 0.8, computed by the "
     "reference code but not in the paper. *disentangled* (ours): each changes one attribute only, in "
     "CIE Lab (contrast on lightness keeping chroma, saturation on chroma keeping lightness, hue as a "
     "rotation, texture as a blur of lightness, shape as a warp), strengths tied to the feature-cell "
-    "size. " + WHY_RAW_FAVOURS_CONTRAST
+    "size. " + WHY_RAW_FAVOURS_CONTRAST + " The *relative* reading (ours) takes each prototype's "
+    "Φ as shares of its total and ranks each share among the prototypes (100 = no prototype gives "
+    "this change a larger part of its response). On the synthetic known-answer benchmark, the "
+    "disentangled set read relatively names a prototype's class-defining attribute first for most "
+    "prototypes; raw Φ of the reference set mostly names contrast (README, known-answer benchmark)."
 )
 
 
 def _relative(reading: str) -> bool:
     return reading == READINGS[1]
+
+
+def _axis(relative: bool) -> dict[str, object]:
+    """The attribute chart's value axis for a reading."""
+    if relative:
+        return {"y_title": "percentile of its share among prototypes", "decimals": 0}
+    return {}
 
 
 def build_match_section(
@@ -62,7 +73,8 @@ def build_match_section(
             series[label] = match.global_relative if relative else match.global_phi
         figure = attribute_figure(
             match.names, series, f"Prototype {chosen}: similarity lost per modification"
-            + (" (z-scores)" if relative else ""), match.not_applicable,
+            + (" (percentile among prototypes)" if relative else ""), match.not_applicable,
+            **_axis(relative),
         )  # fmt: skip
         lines = [match.sentence, f"Sorted φ: {match.values}."]
         if match.global_phi is None:
@@ -110,12 +122,15 @@ def build_prototype_section(explorer: Explorer, model: gr.Dropdown, number: gr.N
             raise gr.Error(str(error)) from None
         series = {}
         if _relative(reading_name):
-            series["relative (z)"] = view.relative
+            series["relative (percentile)"] = view.relative
         else:
             for split, values in (("train", view.train), ("test", view.test)):
                 if values is not None:
                     series[f"Φ {split}"] = values
-        figure = attribute_figure(view.names, series, f"Prototype {int(prototype)}: global Φ")
+        figure = attribute_figure(
+            view.names, series, f"Prototype {int(prototype)}: global Φ", view.not_applicable,
+            **_axis(_relative(reading_name)),
+        )  # fmt: skip
         lines = [view.sentence]
         if view.generalises is not None:
             verdict = "generalises" if view.generalises else "does **not** generalise"
