@@ -9,16 +9,16 @@ for the reference and the disentangled modification sets; plus the AUC of Φ_m s
 prototypes of the m-class from all others. Base-class prototypes are the control (no defining
 attribute). Chance is 20 %.
 
-    python -m bench.attribute_recovery [MODEL_FOLDER ...] [--split train|test] [--with-v1]
+    python -m bench.attribute_recovery [MODEL_FOLDER ...] [--split train|test] [--sets SET ...]
 
 Without folders it runs the shipped ``weights/synthetic``. Models of other seeds, to check that
 the disentangled values (chosen on seed 0's train split) hold on models they were not chosen on:
 
     python -m explorer train --preset synthetic --seed 1 --out /tmp/synthetic-s1
 
-``--with-v1`` adds the disentangled set's version-1 values (hue 180°, warp period 4 cells, texture
-σ ¼ cell, contrast 0.3, saturation 0.4) for comparison. Several folders: a mean over them is
-printed last.
+``--sets disentangled-v1`` runs the disentangled set's version-1 values (hue 180°, warp period
+4 cells, texture σ ¼ cell, contrast 0.3, saturation 0.4) for comparison. Several folders: a mean
+over them is printed last.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from explorer.data.synthetic import DEFINING_ATTRIBUTE
 CHANCE = 1 / len(ATTRIBUTES)
 READINGS = {"raw": lambda phi: phi, "z": zscores, "relative": relative}
 COLUMNS = (*ATTRIBUTES, "overall")
+SETS = ("reference", "disentangled", "disentangled-v1")
 
 
 def recovery_table(
@@ -93,15 +94,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("folders", nargs="*", help="synthetic-attribute model folders")
     parser.add_argument("--split", default="train", choices=["train", "test"])
-    parser.add_argument("--with-v1", action="store_true", help="also the version-1 values")
+    parser.add_argument(
+        "--sets", nargs="+", default=["reference", "disentangled"], choices=SETS,
+        help="modification sets (default: reference disentangled)",
+    )  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(2)
     explorer = Explorer()
-    model_ids = [explorer.add_model_folder(f).model_id for f in args.folders] or ["synthetic"]
-    sets = ["reference", "disentangled"] + (["disentangled v1"] if args.with_v1 else [])
+    folders = args.folders or [None]  # None: the shipped synthetic model
+    sets = [name for name in SETS if name in args.sets]
     tables: dict[str, list] = {name: [] for name in sets}
     header = f"{'set':<16}{'reading':<10}" + "".join(f"{c:>11}" for c in COLUMNS)
-    for model_id in model_ids:
+    for folder in folders:
+        # folders are registered one at a time: models of several seeds share the id "synthetic"
+        model_id = "synthetic" if folder is None else explorer.add_model_folder(folder).model_id
         bundle = explorer.bundle(model_id)
         model = bundle.model
         data = explorer.dataset(model_id, args.split)
@@ -117,7 +123,7 @@ def main() -> None:
         )
         print(header)
         for name in sets:
-            if name == "disentangled v1":
+            if name == "disentangled-v1":
                 mods = version_1_set(shape, cell_size(model, shape, grid))
             else:
                 mods = modification_set(model, name, shape, grid)
@@ -127,8 +133,8 @@ def main() -> None:
             table = recovery_table(result.phi, result.modifications, defining)
             tables[name].append(table)
             print_rows(name, table, f"   ({seconds:.0f} s)")
-    if len(model_ids) > 1:
-        print(f"\nmean over {len(model_ids)} models ({args.split} split)")
+    if len(folders) > 1:
+        print(f"\nmean over {len(folders)} models ({args.split} split)")
         print(header)
         for name in sets:
             print_rows(name, mean_table(tables[name]))
