@@ -50,7 +50,7 @@ def _train(args: argparse.Namespace) -> int:
         joint_epochs=args.joint_epochs,
         last_epochs=args.last_epochs,
         prototypes_per_class=args.prototypes_per_class,
-        push_on_object=True if args.push_on_object else None,
+        push_on_object=args.push_on_object,
     )
     out = Path(args.out or Path("weights") / config.model_id)
     spec = train(config, out)
@@ -320,8 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--prototypes-per-class", type=int)
     train.add_argument(
         "--push-on-object",
-        action="store_true",
-        help="project prototypes only onto cells mostly on the object (needs object masks: synthetic)",
+        action=argparse.BooleanOptionalAction,
+        help="project prototypes only onto cells mostly on the object (needs object masks; "
+        "default: the preset's, on for synthetic)",
     )
     train.set_defaults(run=_train)
 

@@ -22,7 +22,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,  # a hang guard, not a timing: a cold cache on a busy machine is slow
     )
 
 
@@ -75,7 +75,18 @@ def test_redundancy_prints_clusters_and_pruned_accuracy(model_id: str) -> None:
     assert data["baseline_test_accuracy"] == pytest.approx(recorded, abs=1e-3)
     every = data["every_cluster_pruned_to_one"]
     assert every["prototypes_removed"] == sum(len(c["members"]) - 1 for c in data["clusters"])
+    members = [m for cluster in data["clusters"] for m in cluster["members"]]
+    assert len(members) == len(set(members))  # every prototype in at most one cluster
     for cluster in data["clusters"]:
-        assert (
-            len(cluster["members"]) >= 2 and cluster["within_distance"] <= data["threshold"] + 1e-9
-        )
+        # within_distance is the *largest* pair; with average linkage only the merge heights
+        # (averages) are bounded by the threshold, so a pair may lie a little above it
+        assert len(cluster["members"]) >= 2 and 0 <= cluster["within_distance"] <= 1
+
+
+def test_train_push_on_object_defaults_to_the_preset_and_can_be_switched_either_way() -> None:
+    from explorer.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["train", "--preset", "synthetic"]).push_on_object is None
+    assert parser.parse_args(["train", "--push-on-object"]).push_on_object is True
+    assert parser.parse_args(["train", "--no-push-on-object"]).push_on_object is False

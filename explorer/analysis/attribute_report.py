@@ -31,9 +31,11 @@ class MatchAttributes:
         prototype: its index.
         names: modification names ``M``.
         local: ``[M]`` local φ on this image (reference reading).
-        local_relative: ``[M]`` relative reading: percentile of φ's share among this image's prototypes.
+        local_relative: ``[M]`` relative reading: percentile of φ's share among this image's
+            prototypes.
         global_phi: ``[M]`` the prototype's global Φ (``None`` when not computed).
-        global_relative: ``[M]`` relative reading of Φ (percentile of its share among the model's prototypes).
+        global_relative: ``[M]`` relative reading of Φ (percentile of its share among the model's
+            prototypes).
         global_split: the split ``global_phi`` was computed on.
         sentence: the match in words (names its reading).
         values: the local φ sorted, four decimals.
