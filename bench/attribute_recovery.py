@@ -17,7 +17,8 @@ the disentangled values (chosen on seed 0's train split) hold on models they wer
     python -m explorer train --preset synthetic --seed 1 --out /tmp/synthetic-s1
 
 ``--sets disentangled-v1`` runs the disentangled set's version-1 values (hue 180°, warp period
-4 cells, texture σ ¼ cell, contrast 0.3, saturation 0.4) for comparison. Several folders: a mean
+4 cells, texture σ ¼ cell, contrast 0.3, saturation 0.4) for comparison, and ``v2-but-KEY`` the
+shipped values with only KEY back at version 1 (which change mattered). Several folders: a mean
 over them is printed last.
 """
 
@@ -39,7 +40,6 @@ from explorer.data.synthetic import DEFINING_ATTRIBUTE
 CHANCE = 1 / len(ATTRIBUTES)
 READINGS = {"raw": lambda phi: phi, "z": zscores, "relative": relative}
 COLUMNS = (*ATTRIBUTES, "overall")
-SETS = ("reference", "disentangled", "disentangled-v1")
 
 
 def recovery_table(
@@ -66,21 +66,37 @@ def recovery_table(
     return out
 
 
-def version_1_set(image_shape: tuple[int, ...], cell: float) -> tuple[Modification, ...]:
-    """The disentangled set's version-1 values, for comparison."""
-    return disentangled_set(
-        (int(image_shape[0]), int(image_shape[1])), cell,
-        hue_degrees=180.0, contrast=0.3, saturation=0.4,
-        texture_sigma_cells=0.25, shape_amplitude_cells=0.5, shape_period_cells=4.0,
-    )  # fmt: skip
+VERSION_1 = {
+    "hue_degrees": 180.0,
+    "shape_period_cells": 4.0,
+    "saturation": 0.4,
+    "contrast": 0.3,
+    "texture_sigma_cells": 0.25,
+}
+"""The disentangled set's version-1 values (the ones v2 changed)."""
+
+SETS = (
+    "reference",
+    "disentangled",
+    "disentangled-v1",
+    *(f"v2-but-{key}" for key in VERSION_1),  # one value back to v1 at a time (ablation)
+)
+
+
+def disentangled_variant(
+    name: str, image_shape: tuple[int, ...], cell: float
+) -> tuple[Modification, ...]:
+    """``disentangled-v1`` or ``v2-but-KEY`` (v2 with only KEY at its version-1 value)."""
+    values = VERSION_1 if name == "disentangled-v1" else {name[7:]: VERSION_1[name[7:]]}
+    return disentangled_set((int(image_shape[0]), int(image_shape[1])), cell, **values)
 
 
 def print_rows(label: str, table: dict[str, dict[str, float]], note: str = "") -> None:
     for reading in READINGS:
         cells = "".join(f"{table[reading][c]:>11.0%}" for c in COLUMNS)
-        print(f"{label:<16}{reading:<10}{cells}")
+        print(f"{label:<30}{reading:<10}{cells}")
     cells = "".join(f"{table['auc'][a]:>11.2f}" for a in ATTRIBUTES)
-    print(f"{label:<16}{'AUC':<10}{cells}{'':>11}{note}")
+    print(f"{label:<30}{'AUC':<10}{cells}{'':>11}{note}")
 
 
 def mean_table(tables: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
@@ -104,7 +120,7 @@ def main() -> None:
     folders = args.folders or [None]  # None: the shipped synthetic model
     sets = [name for name in SETS if name in args.sets]
     tables: dict[str, list] = {name: [] for name in sets}
-    header = f"{'set':<16}{'reading':<10}" + "".join(f"{c:>11}" for c in COLUMNS)
+    header = f"{'set':<30}{'reading':<10}" + "".join(f"{c:>11}" for c in COLUMNS)
     for folder in folders:
         # folders are registered one at a time: models of several seeds share the id "synthetic"
         model_id = "synthetic" if folder is None else explorer.add_model_folder(folder).model_id
@@ -123,10 +139,10 @@ def main() -> None:
         )
         print(header)
         for name in sets:
-            if name == "disentangled-v1":
-                mods = version_1_set(shape, cell_size(model, shape, grid))
-            else:
+            if name in ("reference", "disentangled"):
                 mods = modification_set(model, name, shape, grid)
+            else:
+                mods = disentangled_variant(name, shape, cell_size(model, shape, grid))
             started = time.perf_counter()
             result = global_attributes(model, data.images, mods, args.split)
             seconds = time.perf_counter() - started
