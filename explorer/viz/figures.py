@@ -155,10 +155,16 @@ def attribute_figure(
     figure = go.Figure(
         [
             go.Bar(name=name, x=labels, y=np.asarray(values, dtype=float),
-                   text=[f"{v:.{decimals}f}" for v in values], textposition="outside")
+                   text=[f"{v:.{decimals}f}" for v in values], textposition="outside",
+                   cliponaxis=False)
             for name, values in series.items()
         ]
     )  # fmt: skip
+    every = np.concatenate([np.asarray(v, dtype=float).ravel() for v in series.values()] or [[0.0]])
+    low, high = min(0.0, float(every.min())), max(0.0, float(every.max()))
+    if high > low:  # room for the value labels above (and below) the bars
+        pad = 0.15 * (high - low)
+        figure.update_yaxes(range=[low - (pad if low < 0 else 0.0), high + pad])
     figure.update_layout(
         title=title,
         barmode="group",

@@ -123,6 +123,13 @@ def test_switch_model_download_the_case_report_and_read_the_model_card(page) -> 
 
     page.get_by_role("button", name="Explain the match").click()
     page.get_by_text("Text view of the chart").first.wait_for(timeout=60_000)
+    # the set and reading that pass the known-answer test: disentangled, relative
+    page.get_by_label("disentangled").first.check()
+    page.get_by_label("relative (percentile of its share among prototypes)").first.check()
+    page.get_by_role("button", name="Explain the match").click()
+    page.get_by_text("Chart: this image's bars — relative reading").first.wait_for(timeout=60_000)
+    page.get_by_text("percentile of its share among prototypes").first.wait_for(timeout=10_000)
+    screenshot(page, "explain-relative")
     page.get_by_role("button", name="Make case report (HTML + PDF)").click()
     link = page.locator("a[download$='-case.html']").first
     link.wait_for(timeout=120_000)

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import gradio as gr
 
-from explorer.analysis.attributes import RELATIVE_READING, WHY_RAW_FAVOURS_CONTRAST
+from explorer.analysis.attributes import (
+    LOCAL_RELATIVE_READING,
+    RELATIVE_READING,
+    WHY_RAW_FAVOURS_CONTRAST,
+)
 from explorer.api import SPLITS, Explorer
 from explorer.errors import ExplorerError
 from explorer.ui.choices import prototype_index
@@ -89,7 +93,10 @@ def build_match_section(
                 "matches (Spearman ρ < 0): it may rest on something else than the prototype usually does."
             )
         if relative:
-            lines.append(f"Chart: {RELATIVE_READING}.")
+            chart_reading = f"Chart: this image's bars — {LOCAL_RELATIVE_READING}"
+            if match.global_phi is not None:
+                chart_reading += f"; the prototype's general bars — {RELATIVE_READING}"
+            lines.append(chart_reading + ".")
         lines.append(describe_figure(figure))
         return figure, "\n\n".join(lines)
 
