@@ -87,7 +87,11 @@ def disentangled_variant(
     name: str, image_shape: tuple[int, ...], cell: float
 ) -> tuple[Modification, ...]:
     """``disentangled-v1`` or ``v2-but-KEY`` (v2 with only KEY at its version-1 value)."""
-    values = VERSION_1 if name == "disentangled-v1" else {name[7:]: VERSION_1[name[7:]]}
+    if name == "disentangled-v1":
+        values = VERSION_1
+    else:
+        key = name.removeprefix("v2-but-")
+        values = {key: VERSION_1[key]}
     return disentangled_set((int(image_shape[0]), int(image_shape[1])), cell, **values)
 
 

@@ -71,6 +71,7 @@ import torch
 from scipy.cluster import hierarchy
 from scipy.spatial.distance import pdist, squareform
 
+from explorer.analysis.attributes import zscores
 from explorer.analysis.whatif import WhatIf, as_weight, merged_weight, what_if
 from explorer.types import PrototypeRecord
 
@@ -241,11 +242,7 @@ def cosine_distances(attributes: np.ndarray, standardise: bool = True) -> np.nda
         ``[P, P]`` distances; exactly equal rows are at 0, an all-zero row at 1 from the others.
     """
     raw = np.asarray(attributes, dtype=np.float64)  # [P, M]
-    values = raw
-    if standardise:
-        centred = raw - raw.mean(axis=0, keepdims=True)
-        spread = raw.std(axis=0, keepdims=True)
-        values = np.divide(centred, spread, out=np.zeros_like(centred), where=spread > 0)
+    values = zscores(raw) if standardise else raw
     norms = np.linalg.norm(values, axis=1)  # [P]
     zero = norms <= _CONSTANT_TOLERANCE
     unit = values / np.where(zero, 1.0, norms)[:, None]
