@@ -11,7 +11,14 @@ from typing import Any
 from explorer.errors import CheckpointError
 
 SPEC_VERSION = 1
-KNOWN_BACKBONES = ("small_cnn", "efficientnet_lite0", "identity")
+TORCHVISION_BACKBONES = (
+    *(f"resnet{n}" for n in (18, 34, 50, 101, 152)),
+    *(f"vgg{n}{bn}" for n in (11, 13, 16, 19) for bn in ("", "_bn")),
+    *(f"densenet{n}" for n in (121, 161, 169, 201)),
+)
+KNOWN_BACKBONES = ("small_cnn", "efficientnet_lite0", "identity", *TORCHVISION_BACKBONES)
+ACTIVATIONS = ("log", "linear")
+DEFAULT_EPSILON = 1e-4
 
 
 @dataclass(frozen=True)
@@ -23,12 +30,36 @@ class ArchitectureSpec:
         backbone_options: keyword arguments of the backbone builder (e.g. channel widths).
         prototypes_per_class: ``m``; ``P = m * C`` prototypes.
         prototype_dim: ``D``, channels of the add-on output and of each prototype.
+        prototype_classes: the class of every prototype, for models whose prototypes are not in
+            contiguous blocks of ``m`` per class (pruned or imported); ``None`` means blocks.
+        add_on_widths: output widths of the add-on's (1x1 conv, ReLU, 1x1 conv) stages, the last equal
+            to ``D`` (ProtoPNet's "bottleneck" halves the width stage by stage; ours and its "shallow"
+            variant have one stage). ``None`` means one stage of width ``D``.
+        activation: distance → similarity: ``log`` = ``log((d + 1) / (d + ε))``, ``linear`` = ``−d``.
+        epsilon: ``ε`` of the log activation.
     """
 
     backbone: str
     prototypes_per_class: int
     prototype_dim: int
     backbone_options: dict[str, Any] = field(default_factory=dict)
+    prototype_classes: tuple[int, ...] | None = None
+    add_on_widths: tuple[int, ...] | None = None
+    activation: str = "log"
+    epsilon: float = DEFAULT_EPSILON
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that change what the network computes; new fields at their defaults are left
+        out, so the content hash of a model saved before they existed does not change."""
+        data = asdict(self)
+        defaults = {"prototype_classes": None, "add_on_widths": None, "activation": "log",
+                    "epsilon": DEFAULT_EPSILON}  # fmt: skip
+        for key, default in defaults.items():
+            if data[key] == default:
+                del data[key]
+            elif isinstance(data[key], tuple):
+                data[key] = list(data[key])
+        return data
 
 
 @dataclass(frozen=True)
@@ -74,12 +105,24 @@ class ModelSpec:
 
     @property
     def num_prototypes(self) -> int:
+        classes = self.architecture.prototype_classes
+        if classes is not None:
+            return len(classes)
         return self.num_classes * self.architecture.prototypes_per_class
+
+    @property
+    def prototype_classes(self) -> tuple[int, ...]:
+        """The class index of every prototype."""
+        classes = self.architecture.prototype_classes
+        if classes is not None:
+            return classes
+        per_class = self.architecture.prototypes_per_class
+        return tuple(j // per_class for j in range(self.num_prototypes))
 
     def identity(self) -> dict[str, Any]:
         """The fields that change what the model computes (part of its content hash)."""
         return {
-            "architecture": asdict(self.architecture),
+            "architecture": self.architecture.identity(),
             "input_size": list(self.input_size),
             "channels": self.channels,
             "grey_input": self.grey_input,
@@ -90,6 +133,12 @@ class ModelSpec:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        arch = data["architecture"]
+        for key in ("prototype_classes", "add_on_widths"):
+            if arch[key] is None:
+                del arch[key]
+            else:
+                arch[key] = list(arch[key])
         data["input_size"] = list(self.input_size)
         data["mean"] = list(self.mean)
         data["std"] = list(self.std)
@@ -145,6 +194,20 @@ class ModelSpec:
         options = arch.get("backbone_options", {})
         if not isinstance(options, dict):
             raise CheckpointError(f"{where}: architecture.backbone_options must be an object")
+        activation = arch.get("activation", "log")
+        if activation not in ACTIVATIONS:
+            raise CheckpointError(
+                f"{where}: architecture.activation must be one of {', '.join(ACTIVATIONS)}, "
+                f"not {activation!r}"
+            )
+        epsilon = arch.get("epsilon", DEFAULT_EPSILON)
+        if not isinstance(epsilon, int | float) or not 0 < epsilon < 1:
+            raise CheckpointError(f"{where}: architecture.epsilon must be a number in (0, 1)")
+        widths = _int_list(arch, "add_on_widths", where, 1, 16384)
+        if widths is not None and (not widths or widths[-1] != dim):
+            raise CheckpointError(
+                f"{where}: architecture.add_on_widths must end with prototype_dim ({dim})"
+            )
 
         size = need(data, "input_size", list, "input_size")
         if len(size) != 2 or not all(isinstance(s, int) and 8 <= s <= 2048 for s in size):
@@ -165,6 +228,9 @@ class ModelSpec:
         if not 2 <= len(names) <= 10_000 or not all(isinstance(n, str) and n for n in names):
             raise CheckpointError(f"{where}: class_names must list at least two non-empty names")
         model_id = need(data, "model_id", str, "model_id")
+        classes = _int_list(arch, "prototype_classes", where, 0, len(names) - 1)
+        if classes is not None and not 1 <= len(classes) <= 100_000:
+            raise CheckpointError(f"{where}: architecture.prototype_classes must list 1 to 100000")
         return cls(
             model_id=model_id,
             title=str(data.get("title", model_id)),
@@ -174,6 +240,10 @@ class ModelSpec:
                 prototypes_per_class=per_class,
                 prototype_dim=dim,
                 backbone_options=options,
+                prototype_classes=classes,
+                add_on_widths=widths,
+                activation=activation,
+                epsilon=float(epsilon),
             ),
             input_size=(size[0], size[1]),
             channels=channels,
@@ -187,3 +257,19 @@ class ModelSpec:
             licence=str(data.get("licence", "")),
             spec_version=int(data.get("spec_version", SPEC_VERSION)),
         )
+
+
+def _int_list(
+    mapping: dict[str, Any], key: str, where: str, low: int, high: int
+) -> tuple[int, ...] | None:
+    """An optional list of integers in ``[low, high]`` (``None`` when absent)."""
+    if mapping.get(key) is None:
+        return None
+    values = mapping[key]
+    if not isinstance(values, list) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and low <= v <= high for v in values
+    ):
+        raise CheckpointError(
+            f"{where}: architecture.{key} must be a list of integers between {low} and {high}"
+        )
+    return tuple(values)

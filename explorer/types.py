@@ -13,18 +13,20 @@ class ModelOutput:
     """What a prototype model's forward pass returns.
 
     Attributes:
-        logits: ``[B, C]`` class scores, ``logits = scores @ W.T``.
-        min_distances: ``[B, P]`` each prototype's smallest squared L2 distance over the feature cells.
-        scores: ``[B, P]`` each prototype's similarity ``log((d + 1) / (d + 1e-4))`` at its nearest cell.
+        logits: ``[B, C]`` class scores, ``logits = scores @ W.T (+ bias)``.
+        min_distances: ``[B, P]`` each prototype's smallest squared L2 distance over the feature cells
+            (``None`` for a family without distances).
+        scores: ``[B, P]`` each prototype's score: for ProtoPNet its similarity
+            ``log((d + 1) / (d + 1e-4))`` at its nearest cell, the maximum of its map.
         similarity_maps: ``[B, P, h, w]`` the similarity at every feature cell.
-        distance_maps: ``[B, P, h, w]`` the squared L2 distance at every feature cell.
+        distance_maps: ``[B, P, h, w]`` the squared L2 distance at every feature cell (or ``None``).
     """
 
     logits: torch.Tensor
-    min_distances: torch.Tensor
+    min_distances: torch.Tensor | None
     scores: torch.Tensor
     similarity_maps: torch.Tensor
-    distance_maps: torch.Tensor
+    distance_maps: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)

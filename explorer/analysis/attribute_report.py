@@ -20,7 +20,7 @@ from explorer.analysis.attributes import (
     welch_by_modification,
 )
 from explorer.analysis.modifications import ATTRIBUTES, default_dose_strengths, dose_response
-from explorer.models.protopnet import ProtoPNet
+from explorer.models.base import PrototypeModel
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,7 @@ def prototype_attributes(
 
 
 def dose_curves(
-    model: ProtoPNet,
+    model: PrototypeModel,
     rgb: np.ndarray,
     prototype: int,
     mode: str,

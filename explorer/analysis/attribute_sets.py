@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from explorer.analysis.modifications import Modification, disentangled_set, reference_set
-from explorer.models.protopnet import ProtoPNet
+from explorer.models.base import PrototypeModel
 
 MODES = ("reference", "disentangled")
 
@@ -25,7 +25,7 @@ def attributes_cache_name(mode: str, split: str) -> str:
     return f"attributes_{mode}_{split}" if version == 1 else f"attributes_{mode}_v{version}_{split}"
 
 
-def feature_grid(model: ProtoPNet) -> tuple[int, int]:
+def feature_grid(model: PrototypeModel) -> tuple[int, int]:
     """``(h, w)`` of the model's feature map (one forward pass of a blank input)."""
     height, width = model.spec.input_size
     blank = torch.zeros(1, model.spec.channels, height, width)
@@ -35,7 +35,7 @@ def feature_grid(model: ProtoPNet) -> tuple[int, int]:
 
 
 def cell_size(
-    model: ProtoPNet, image_shape: tuple[int, ...], grid: tuple[int, int] | None = None
+    model: PrototypeModel, image_shape: tuple[int, ...], grid: tuple[int, int] | None = None
 ) -> float:
     """Native image pixels per feature cell for an image of ``image_shape`` (``[H, W, ...]``)."""
     grid = grid or feature_grid(model)
@@ -43,7 +43,7 @@ def cell_size(
 
 
 def modification_set(
-    model: ProtoPNet,
+    model: PrototypeModel,
     mode: str,
     image_shape: tuple[int, ...],
     grid: tuple[int, int] | None = None,

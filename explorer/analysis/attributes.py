@@ -38,7 +38,7 @@ import torch
 from scipy import stats
 
 from explorer.images import as_rgb
-from explorer.models.protopnet import ProtoPNet
+from explorer.models.base import PrototypeModel, model_device
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def image_is_grey(image: np.ndarray) -> bool:
     return bool((image[..., 0] == image[..., 1]).all() and (image[..., 1] == image[..., 2]).all())
 
 
-def model_sees_grey(model: ProtoPNet) -> bool:
+def model_sees_grey(model: PrototypeModel) -> bool:
     """True when the model converts its input to grey (or has a single input channel)."""
     return bool(model.spec.grey_input or model.spec.channels == 1)
 
@@ -166,7 +166,7 @@ def _rows_in_layout(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
 
 @torch.inference_mode()
 def attribute_batch(
-    model: ProtoPNet,
+    model: PrototypeModel,
     images: Sequence[np.ndarray] | np.ndarray,
     modifications: Sequence[ImageModification],
     first: int = 0,
@@ -222,7 +222,7 @@ def attribute_batch(
         changed = torch.ones(num, versions_per_image - 1, dtype=torch.bool)
     send = torch.cat([torch.ones(num, 1, dtype=torch.bool), changed], dim=1)  # [B, 1+M]
     rows = send.flatten().nonzero().squeeze(1)  # [K] positions in the flattened [B·(1+M)]
-    device = model.prototype_vectors.device
+    device = model_device(model)
     inputs = _rows_in_layout(x, rows).to(device)
     similarity_maps = model(inputs).similarity_maps.cpu()  # [K, P, h, w]
     _add_time(timings, "forward", time.perf_counter() - start)
@@ -279,7 +279,7 @@ class LocalAttributes:
 
 
 def local_attributes_batch(
-    model: ProtoPNet,
+    model: PrototypeModel,
     images: Sequence[np.ndarray] | np.ndarray,
     modifications: Sequence[ImageModification],
     timings: dict[str, float] | None = None,
@@ -311,7 +311,7 @@ def local_attributes_batch(
 
 
 def local_attributes(
-    model: ProtoPNet, rgb: np.ndarray, modifications: Sequence[ImageModification]
+    model: PrototypeModel, rgb: np.ndarray, modifications: Sequence[ImageModification]
 ) -> LocalAttributes:
     """The local explanation of one image; see :func:`local_attributes_batch`."""
     return local_attributes_batch(model, [rgb], modifications)[0]
@@ -393,7 +393,7 @@ class GlobalAttributes:
 
 
 def global_attributes(
-    model: ProtoPNet,
+    model: PrototypeModel,
     images: Sequence[np.ndarray] | np.ndarray,
     modifications: Sequence[ImageModification],
     split: str,

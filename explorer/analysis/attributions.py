@@ -207,7 +207,7 @@ def _check_target(
             "give exactly one target: class_index=... (a class logit) or prototype=... "
             f"(a prototype score); got class_index={class_index!r}, prototype={prototype!r}"
         )
-    num_classes, num_prototypes = (int(n) for n in model.last_layer_weight.shape)  # [C, P]
+    num_classes, num_prototypes = (int(n) for n in model.class_weights.shape)  # [C, P]
     kind, index, count = (
         ("class", class_index, num_classes)
         if class_index is not None

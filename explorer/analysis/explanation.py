@@ -106,10 +106,13 @@ def explain_image(
     x = model.preprocess([rgb])
     with torch.inference_mode():
         output = model(x)
-    weight = model.last_layer_weight.detach().numpy()
+    weight = model.class_weights.detach().numpy()
     if disabled:
         weight = disabled_weight(weight, disabled).astype(weight.dtype)
-        output = replace(output, logits=output.scores @ torch.from_numpy(weight).t())
+        logits = output.scores @ torch.from_numpy(weight).t()
+        if model.class_bias is not None:
+            logits = logits + model.class_bias.detach()
+        output = replace(output, logits=logits)
     acts = image_activations(output, weight, model.prototype_classes, bundle.spec.input_size)
     target = acts.predicted if class_index is None else int(class_index)
     if not 0 <= target < bundle.spec.num_classes:

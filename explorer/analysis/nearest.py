@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from explorer.analysis.boxes import high_activation_box, upsample_map
+from explorer.models.base import PrototypeModel
 from explorer.models.preprocess import to_model_pixels
-from explorer.models.protopnet import ProtoPNet
 
 DEFAULT_K = 5
 
@@ -77,7 +77,7 @@ class TopK:
 
 
 @torch.inference_mode()
-def match_batch(model: ProtoPNet, x: torch.Tensor, first: int) -> BatchMatches:
+def match_batch(model: PrototypeModel, x: torch.Tensor, first: int) -> BatchMatches:
     """The map step: one forward pass over a preprocessed batch."""
     output = model(x)
     maps = output.similarity_maps  # [B, P, h, w]
@@ -133,7 +133,7 @@ class NearestPatches:
 
 
 def nearest_patches(
-    model: ProtoPNet,
+    model: PrototypeModel,
     images: np.ndarray,
     labels: np.ndarray,
     split: str,
@@ -155,7 +155,7 @@ def nearest_patches(
         progress: wraps the batch iterator (e.g. ``tqdm`` or ``gr.Progress().tqdm``).
     """
     model.eval()
-    num_prototypes = model.prototype_vectors.shape[0]
+    num_prototypes = model.num_prototypes
     top: TopK | None = None
     all_scores = []
     starts = range(0, len(images), batch_size)

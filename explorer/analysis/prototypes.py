@@ -60,6 +60,6 @@ def prototype_view(
         record=bundle.projection[prototype],
         source=source,
         self_activation=upsample_map(maps, bundle.spec.input_size),
-        weights=model.last_layer_weight[:, prototype].detach().numpy().copy(),
+        weights=model.class_weights[:, prototype].detach().numpy().copy(),
         nearest=dict(nearest or {}),
     )

@@ -73,6 +73,7 @@ from scipy.spatial.distance import pdist, squareform
 
 from explorer.analysis.attributes import zscores
 from explorer.analysis.whatif import WhatIf, as_weight, merged_weight, what_if
+from explorer.models.base import PROTOTYPE_VECTORS, PrototypeModel, has
 from explorer.types import PrototypeRecord
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ class Distances:
     """The views' distance matrices, each ``[P, P]``, symmetric, zero diagonal, in ``[0, 1]``.
 
     Attributes:
-        latent: between prototype vectors.
+        latent: between prototype vectors (None for a family without them).
         behavioural: from test-split scores and nearest images (``None`` without them).
         explanatory: between attribute-importance vectors (``None`` without them).
         combined: the weighted mean of the available views (what clustering uses).
@@ -102,7 +103,7 @@ class Distances:
         weights: the weight each available view got (renormalised to sum to 1).
     """
 
-    latent: np.ndarray
+    latent: np.ndarray | None
     behavioural: np.ndarray | None
     explanatory: np.ndarray | None
     combined: np.ndarray
@@ -350,7 +351,7 @@ def _view_weights(
 
 
 def prototype_distances(
-    prototype_vectors: Any,
+    prototype_vectors: Any | None,
     test_scores: np.ndarray | None = None,
     nearest_test_images: np.ndarray | None = None,
     attributes: np.ndarray | None = None,
@@ -359,11 +360,13 @@ def prototype_distances(
     latent_scale: str = "max",
     standardise_attributes: bool = True,
     jaccard_weight: float = JACCARD_WEIGHT,
+    num_prototypes: int | None = None,
 ) -> Distances:
     """The three views of prototype sameness and their combination (see the module docstring).
 
     Args:
-        prototype_vectors: ``[P, D]`` or ``[P, D, 1, 1]``.
+        prototype_vectors: ``[P, D]`` or ``[P, D, 1, 1]``; ``None`` for a family without prototype
+            vectors (the latent view is then absent and ``num_prototypes`` is required).
         test_scores: ``[N, P]`` the test split's per-image scores (``NearestPatches.all_scores``).
         nearest_test_images: ``[P, k]`` each prototype's nearest test images
             (``NearestPatches.images``).
@@ -377,6 +380,7 @@ def prototype_distances(
         standardise_attributes: z-score each attribute across prototypes before the cosine.
         jaccard_weight: the nearest-image overlap's share of the behavioural view when both its
             terms are available (the correlation gets the rest).
+        num_prototypes: ``P``, needed only without prototype vectors.
 
     Returns:
         The distance matrices; views without input are ``None``.
@@ -386,9 +390,14 @@ def prototype_distances(
     """
     if not 0 <= jaccard_weight <= 1:
         raise ValueError(f"jaccard_weight must lie in [0, 1], got {jaccard_weight}")
-    vectors = _flat_vectors(prototype_vectors)  # [P, D]
-    num = vectors.shape[0]
-    latent = latent_distances(vectors, latent_scale)
+    if prototype_vectors is None:  # a family without prototype vectors: no latent view
+        if num_prototypes is None:
+            raise ValueError("without prototype vectors, num_prototypes must be given")
+        vectors, num, latent = None, num_prototypes, None
+    else:
+        vectors = _flat_vectors(prototype_vectors)  # [P, D]
+        num = vectors.shape[0]
+        latent = latent_distances(vectors, latent_scale)
 
     behavioural_terms: list[np.ndarray] = []
     if test_scores is not None:
@@ -432,9 +441,8 @@ def prototype_distances(
     used = _view_weights(weights, available)
     combined = sum(used[name] * views[name] for name in used)
 
-    groups = _union_groups(
-        [*(duplicates or []), *(sorted(g) for g in exact_duplicates((), vectors))], num
-    )
+    identical = exact_duplicates((), vectors) if vectors is not None else []
+    groups = _union_groups([*(duplicates or []), *(sorted(g) for g in identical)], num)
     for matrix in (*(views[name] for name in available), combined):
         for group in groups:
             matrix[np.ix_(group, group)] = 0.0
@@ -719,7 +727,9 @@ def redundancy_report(
     """The whole analysis for a loaded model folder.
 
     Args:
-        bundle: a :class:`~explorer.models.checkpoint.ModelBundle`.
+        bundle: a :class:`~explorer.models.checkpoint.ModelBundle` (its model through the
+            :class:`PrototypeModel` contract; the latent view only when the family has prototype
+            vectors).
         nearest_test: the test split's :class:`~explorer.analysis.nearest.NearestPatches` (with
             ``all_scores``), for the behavioural view and the pruned accuracy; optional.
         attributes: ``[P, M]`` global attribute importance, or an object with a ``phi`` array of
@@ -728,8 +738,8 @@ def redundancy_report(
         weights: per-view weights (see :func:`prototype_distances`).
         linkage: as :func:`cluster_prototypes`.
     """
-    model = bundle.model
-    vectors = model.prototype_vectors.detach()
+    model: PrototypeModel = bundle.model
+    vectors = model.prototype_vectors.detach() if has(model, PROTOTYPE_VECTORS) else None
     scores = labels = images = None
     if nearest_test is not None:
         images = nearest_test.images
@@ -742,9 +752,10 @@ def redundancy_report(
         attributes=getattr(attributes, "phi", attributes),
         duplicates=exact_duplicates(bundle.projection, vectors),
         weights=weights,
+        num_prototypes=model.num_prototypes,
     )
     clusters = cluster_prototypes(distances, threshold, linkage, model.prototype_classes)
-    weight = as_weight(model.last_layer.weight)
+    weight = as_weight(model.class_weights)
     plan = prune_plan(clusters, weight)
     pruned = None
     if scores is not None:

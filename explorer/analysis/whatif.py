@@ -203,7 +203,8 @@ def what_if(scores: Any, labels: Any, weight: Any, new_weight: Any) -> WhatIf:
 
 @contextmanager
 def modified_last_layer(model: ModelT, new_weight: Any) -> Iterator[ModelT]:
-    """Temporarily replaces ``model.last_layer.weight`` (in place), restoring it on exit.
+    """Temporarily replaces the model's class weights (``class_weights``, in place), restoring them
+    on exit.
 
     The original values are restored even when the block raises (the pattern of zennit's
     canonizers). The parameter object stays the same, so hooks and optimisers referring to it are
@@ -211,7 +212,7 @@ def modified_last_layer(model: ModelT, new_weight: Any) -> Iterator[ModelT]:
     so do not use it on a model other threads are predicting with (:func:`what_if` needs no model).
 
     Args:
-        model: a module with a ``last_layer`` linear layer (e.g. :class:`ProtoPNet`).
+        model: a :class:`~explorer.models.base.PrototypeModel`.
         new_weight: ``[C, P]`` the weight to use inside the block (numpy or torch).
 
     Yields:
@@ -220,10 +221,9 @@ def modified_last_layer(model: ModelT, new_weight: Any) -> Iterator[ModelT]:
     Raises:
         ValueError: the model has no last layer, or the new weight's shape differs from the model's.
     """
-    layer = getattr(model, "last_layer", None)
-    parameter = getattr(layer, "weight", None)
+    parameter = getattr(model, "class_weights", None)
     if not isinstance(parameter, torch.Tensor):
-        raise ValueError(f"{type(model).__name__} has no last_layer.weight to modify")
+        raise ValueError(f"{type(model).__name__} has no class_weights to modify")
     new = torch.as_tensor(as_weight(new_weight), dtype=parameter.dtype, device=parameter.device)
     if new.shape != parameter.shape:
         raise ValueError(

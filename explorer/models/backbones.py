@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from torchvision.ops import Conv2dNormActivation
 
+from explorer.spec import TORCHVISION_BACKBONES
+
 
 class SplitBackbone(nn.Module):
     """A feature extractor in two parts: a freezable trunk and a trainable tail.
@@ -91,10 +93,120 @@ def identity(in_channels: int, **_: Any) -> SplitBackbone:
     return SplitBackbone(nn.Identity(), nn.Identity(), out_channels=in_channels)
 
 
+class _ResNetFeatures(nn.Module):
+    """A torchvision ResNet without its pooling and classifier: the original ProtoPNet's
+    ``resnet_features.ResNet_features`` (same module names, so the same state-dict keys)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        for name in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"):
+            setattr(self, name, getattr(net, name))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+
+class _SequentialFeatures(nn.Module):
+    """A torchvision ``features`` Sequential kept under the attribute ``features``, as the original
+    ProtoPNet's ``VGG_features`` and ``DenseNet_features`` keep it."""
+
+    def __init__(self, features: nn.Sequential) -> None:
+        super().__init__()
+        self.features = features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+
+def _torchvision_net(name: str, options: dict[str, Any]) -> nn.Module:
+    """An untrained torchvision classifier by name (weights always come from the checkpoint).
+
+    Options keep the family's layout with other sizes (as the original code allows): ``layers`` (blocks
+    per ResNet stage), ``cfg`` (a VGG configuration list, ``"M"`` for max-pool), and torchvision's
+    DenseNet arguments (``growth_rate``, ``block_config``, ``num_init_features``, ``bn_size``).
+    """
+    import torchvision.models as tv
+    from torchvision.models import resnet
+
+    if name.startswith("densenet"):
+        from torchvision.models import densenet
+
+        defaults = DENSENET_LAYOUTS[name]
+        return densenet.DenseNet(
+            growth_rate=options.get("growth_rate", defaults[0]),
+            block_config=tuple(options.get("block_config", defaults[1])),
+            num_init_features=options.get("num_init_features", defaults[2]),
+            bn_size=options.get("bn_size", 4),
+        )
+    if name.startswith("resnet") and "layers" in options:
+        block = resnet.BasicBlock if name in ("resnet18", "resnet34") else resnet.Bottleneck
+        return resnet.ResNet(block, list(options["layers"]))
+    return getattr(tv, name)(weights=None)
+
+
+DENSENET_LAYOUTS = {  # torchvision's (growth rate, blocks, initial features)
+    "densenet121": (32, (6, 12, 24, 16), 64),
+    "densenet161": (48, (6, 12, 36, 24), 96),
+    "densenet169": (32, (6, 12, 32, 32), 64),
+    "densenet201": (32, (6, 12, 48, 32), 64),
+}
+VGG_CONFIGURATIONS = {"vgg11": "A", "vgg13": "B", "vgg16": "D", "vgg19": "E"}  # torchvision's cfgs
+
+
+def _vgg_features(name: str, options: dict[str, Any]) -> nn.Sequential:
+    """VGG's ``features`` alone (its classifier would allocate ~100 M unused weights)."""
+    from torchvision.models import vgg
+
+    depth = name.removesuffix("_bn")
+    cfg = list(options.get("cfg", vgg.cfgs[VGG_CONFIGURATIONS[depth]]))
+    return vgg.make_layers(cfg, batch_norm=name.endswith("_bn"))
+
+
+def _torchvision_backbone(name: str) -> Callable[..., SplitBackbone]:
+    """A builder of the original ProtoPNet's truncation of a torchvision architecture:
+
+    * ResNet: everything before the global pooling (``layer4``'s output, 1/32 of the input);
+    * VGG: the whole ``features`` block, last max-pool included (1/32);
+    * DenseNet: ``features`` (ending in ``norm5``) followed by a ReLU (``final_relu``), as
+      ``densenet_features.DenseNet_features`` ends (1/32).
+
+    DenseNet options (``growth_rate``, ``block_config``, ``num_init_features``) pass to torchvision, so
+    small test networks keep the layout.
+    """
+
+    def build(in_channels: int = 3, pretrained: bool = False, **options: Any) -> SplitBackbone:
+        if in_channels != 3:
+            raise ValueError(f"{name} expects 3 input channels")
+        if pretrained:
+            raise ValueError(
+                f"{name}: no pretrained weights ship here; import a checkpoint instead"
+            )
+        if name.startswith("vgg"):
+            sequence = _vgg_features(name, options)
+            out_channels = [m for m in sequence if isinstance(m, nn.Conv2d)][-1].out_channels
+            return SplitBackbone(nn.Identity(), _SequentialFeatures(sequence), out_channels)
+        net = _torchvision_net(name, options)
+        if name.startswith("resnet"):
+            features: nn.Module = _ResNetFeatures(net)
+            out_channels = net.fc.in_features
+        else:
+            sequence = net.features
+            sequence.add_module("final_relu", nn.ReLU(inplace=False))
+            features = _SequentialFeatures(sequence)
+            out_channels = net.classifier.in_features
+        return SplitBackbone(nn.Identity(), features, out_channels=out_channels)
+
+    build.__name__ = name
+    build.__doc__ = f"{name} from torchvision, truncated as the original ProtoPNet truncates it."
+    return build
+
+
 BACKBONES: dict[str, Callable[..., SplitBackbone]] = {
     "small_cnn": small_cnn,
     "efficientnet_lite0": efficientnet_lite0,
     "identity": identity,
+    **{name: _torchvision_backbone(name) for name in TORCHVISION_BACKBONES},
 }
 
 

@@ -1,34 +1,78 @@
-"""The small contract every prototype model in the explorer satisfies."""
+"""The contract every prototype model in the explorer satisfies, and the capabilities a family may lack.
+
+Every analysis, report and view uses only :class:`PrototypeModel`. What a family cannot offer (prototype
+vectors for the latent view, a push step, a bias) is a declared :class:`Capability`, checked with
+:func:`require`, which raises one clear :class:`MissingCapabilityError` instead of an AttributeError.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
 from torch import nn
 
+from explorer.errors import ExplorerError
 from explorer.spec import ModelSpec
 from explorer.types import ModelOutput
+
+
+@dataclass(frozen=True)
+class Capability:
+    """Something an analysis may need that not every family has.
+
+    Attributes:
+        name: the identifier families list in ``capabilities``.
+        needed_for: what uses it, for the message when it is missing.
+    """
+
+    name: str
+    needed_for: str
+
+
+PROTOTYPE_VECTORS = Capability(
+    "prototype_vectors", "the latent view (distances between prototypes)"
+)
+PUSH = Capability("push", "projecting prototypes onto training patches (push)")
+DISTANCES = Capability("distances", "squared-distance maps (ProtoPNet's L2 prototype layer)")
+CAPABILITIES = {c.name: c for c in (PROTOTYPE_VECTORS, PUSH, DISTANCES)}
+
+
+class MissingCapabilityError(ExplorerError):
+    """An analysis needs something this model's family does not have."""
 
 
 @runtime_checkable
 class PrototypeModel(Protocol):
     """A classifier that scores images by their similarity to learned prototypes.
 
-    Analyses only use this contract, so other prototype networks (ProtoTree, PIP-Net, ...) can be added
-    as adapters without touching them.
+    ``logits = scores @ class_weights.T (+ class_bias)``, so each prototype's contribution to a class is
+    ``class_weights[c, j] * scores[j]`` and contributions (plus the bias) sum to the logit.
     """
 
     spec: ModelSpec
+    capabilities: frozenset[str]
 
     def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """Turns RGB uint8 images ``[H, W, 3]`` into a normalised batch ``[B, C, H, W]``."""
         ...
 
     def __call__(self, x: torch.Tensor) -> ModelOutput:
-        """Runs the network on a preprocessed batch."""
+        """Runs the network on a preprocessed batch: logits, prototype scores, similarity maps."""
+        ...
+
+    @property
+    def num_prototypes(self) -> int: ...
+
+    @property
+    def num_classes(self) -> int: ...
+
+    @property
+    def prototype_classes(self) -> np.ndarray:
+        """``[P]`` the class index each prototype belongs to."""
         ...
 
     @property
@@ -37,11 +81,61 @@ class PrototypeModel(Protocol):
         ...
 
     @property
+    def class_weights(self) -> torch.Tensor:
+        """``[C, P]`` the weights that turn prototype scores into logits (the real parameter: editing
+        it in place changes the model)."""
+        ...
+
+    @property
+    def class_bias(self) -> torch.Tensor | None:
+        """``[C]`` added to the logits, or ``None``."""
+        ...
+
+    @property
     def last_layer_weight(self) -> torch.Tensor:
-        """``[C, P]`` the weights that turn prototype scores into logits."""
+        """The same tensor as :attr:`class_weights` (older name)."""
         ...
 
     @property
     def feature_layer(self) -> nn.Module:
         """The module whose output is the backbone's feature map (Grad-CAM's layer)."""
         ...
+
+    def cell_box(self, cell: tuple[int, int], grid: tuple[int, int]) -> tuple[int, int, int, int]:
+        """The input pixels ``(y0, y1, x0, x1)`` (upper bounds exclusive) a feature cell covers."""
+        ...
+
+
+def has(model: PrototypeModel, capability: Capability) -> bool:
+    """Whether a model declares a capability."""
+    return capability.name in getattr(model, "capabilities", frozenset())
+
+
+def require(model: PrototypeModel, capability: Capability) -> None:
+    """Raises :class:`MissingCapabilityError` when the model lacks a capability."""
+    if not has(model, capability):
+        family = getattr(model, "family", type(model).__name__)
+        raise MissingCapabilityError(
+            f"{model.spec.model_id} ({family}) has no {capability.name.replace('_', ' ')}, "
+            f"which {capability.needed_for} needs"
+        )
+
+
+def uniform_cell_box(
+    cell: tuple[int, int], grid: tuple[int, int], input_size: tuple[int, int]
+) -> tuple[int, int, int, int]:
+    """The share of the input a cell of an evenly spaced ``grid`` covers (``y0, y1, x0, x1``)."""
+    (row, col), (rows, cols), (height, width) = cell, grid, input_size
+    if not (0 <= row < rows and 0 <= col < cols):
+        raise ValueError(f"cell {cell} is outside the {rows}x{cols} feature grid")
+    return (
+        row * height // rows,
+        (row + 1) * height // rows,
+        col * width // cols,
+        (col + 1) * width // cols,
+    )
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device a model's parameters live on (CPU for a model without any)."""
+    return next(iter(model.parameters()), torch.empty(0)).device

@@ -3,7 +3,8 @@
 backbone → add-on (1x1 conv, ReLU, 1x1 conv, Sigmoid) → prototype layer → bias-free last layer.
 
 * distance per cell: ``d = relu(‖z‖² − 2 z·p + ‖p‖²)`` (squared L2 by expansion, ReLU clamps rounding);
-* similarity: ``s = log((d + 1) / (d + 1e-4))``, so ``s(0) = log(1e4)``;
+* similarity: ``s = log((d + 1) / (d + 1e-4))``, so ``s(0) = log(1e4)`` (an imported model keeps its own
+  ``ε`` or the original code's ``linear`` activation ``s = −d``);
 * prototype score: the similarity at the nearest cell (min distance over cells);
 * ``logits = scores @ W.T``; contribution of prototype ``j`` to class ``c`` is ``W[c, j] · s_j``.
 
@@ -21,18 +22,23 @@ import torch
 from torch import nn
 
 from explorer.models.backbones import SplitBackbone, build_backbone
+from explorer.models.base import DISTANCES, PROTOTYPE_VECTORS, PUSH, uniform_cell_box
 from explorer.models.preprocess import preprocess
-from explorer.spec import ModelSpec
+from explorer.spec import DEFAULT_EPSILON, ModelSpec
 from explorer.types import ModelOutput
 
-EPSILON = 1e-4
+EPSILON = DEFAULT_EPSILON
 OWN_CLASS_WEIGHT = 1.0
 OTHER_CLASS_WEIGHT = -0.5
 
 
-def similarity_from_distance(distances: torch.Tensor) -> torch.Tensor:
-    """ProtoPNet's log activation ``log((d + 1) / (d + 1e-4))``."""
-    return torch.log((distances + 1) / (distances + EPSILON))
+def similarity_from_distance(
+    distances: torch.Tensor, activation: str = "log", epsilon: float = EPSILON
+) -> torch.Tensor:
+    """ProtoPNet's activation: ``log((d + 1) / (d + ε))`` (``log``, the default) or ``−d`` (``linear``)."""
+    if activation == "linear":
+        return -distances
+    return torch.log((distances + 1) / (distances + epsilon))
 
 
 def squared_distances(features: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
@@ -59,8 +65,30 @@ def class_identity(num_classes: int, per_class: int) -> torch.Tensor:
     return nn.functional.one_hot(classes, num_classes).float()
 
 
+def add_on_layers(in_channels: int, widths: Sequence[int]) -> nn.Sequential:
+    """ProtoPNet's add-on: per width ``w`` a 1x1 conv to ``w``, ReLU, a 1x1 conv ``w → w``, then ReLU,
+    or Sigmoid after the last stage (so features lie in ``[0, 1]``). One stage is the original code's
+    "shallow" variant (and ours); several halving stages are its "bottleneck" variant. Module indices
+    match the original's ``add_on_layers`` Sequential."""
+    layers: list[nn.Module] = []
+    channels = in_channels
+    for stage, width in enumerate(widths):
+        last = stage == len(widths) - 1
+        layers += [
+            nn.Conv2d(channels, width, kernel_size=1),
+            nn.ReLU(),
+            nn.Conv2d(width, width, kernel_size=1),
+            nn.Sigmoid() if last else nn.ReLU(),
+        ]
+        channels = width
+    return nn.Sequential(*layers)
+
+
 class ProtoPNet(nn.Module):
     """A ProtoPNet built from a :class:`ModelSpec`; satisfies :class:`PrototypeModel`."""
+
+    family = "ProtoPNet"
+    capabilities = frozenset({PROTOTYPE_VECTORS.name, PUSH.name, DISTANCES.name})
 
     def __init__(self, spec: ModelSpec, pretrained_backbone: bool = False) -> None:
         super().__init__()
@@ -70,16 +98,12 @@ class ProtoPNet(nn.Module):
             arch.backbone, spec.channels, arch.backbone_options, pretrained=pretrained_backbone
         )
         dim = arch.prototype_dim
-        self.add_on = nn.Sequential(
-            nn.Conv2d(self.features.out_channels, dim, kernel_size=1),
-            nn.ReLU(),
-            nn.Conv2d(dim, dim, kernel_size=1),
-            nn.Sigmoid(),
-        )
+        self.add_on = add_on_layers(self.features.out_channels, arch.add_on_widths or (dim,))
         num_prototypes = spec.num_prototypes
         self.prototype_vectors = nn.Parameter(torch.rand(num_prototypes, dim, 1, 1))
+        classes = torch.tensor(spec.prototype_classes, dtype=torch.long)
         self.register_buffer(
-            "_class_identity", class_identity(spec.num_classes, arch.prototypes_per_class)
+            "_class_identity", nn.functional.one_hot(classes, spec.num_classes).float()
         )
         self.last_layer = nn.Linear(num_prototypes, spec.num_classes, bias=False)
         self._initialise()
@@ -108,12 +132,36 @@ class ProtoPNet(nn.Module):
         return self._class_identity.argmax(dim=1).cpu().numpy()
 
     @property
+    def num_prototypes(self) -> int:
+        return self.prototype_vectors.shape[0]
+
+    @property
+    def num_classes(self) -> int:
+        return self.spec.num_classes
+
+    @property
+    def class_weights(self) -> torch.Tensor:
+        return self.last_layer.weight
+
+    @property
+    def class_bias(self) -> torch.Tensor | None:
+        return None
+
+    @property
     def last_layer_weight(self) -> torch.Tensor:
         return self.last_layer.weight
 
     @property
     def feature_layer(self) -> nn.Module:
         return self.features
+
+    def cell_box(self, cell: tuple[int, int], grid: tuple[int, int]) -> tuple[int, int, int, int]:
+        return uniform_cell_box(cell, grid, self.spec.input_size)
+
+    def similarity(self, distances: torch.Tensor) -> torch.Tensor:
+        """This model's distance → similarity (its spec's activation and ε)."""
+        arch = self.spec.architecture
+        return similarity_from_distance(distances, arch.activation, arch.epsilon)
 
     def preprocess(self, images: Sequence[np.ndarray] | np.ndarray) -> torch.Tensor:
         return preprocess(images, self.spec)
@@ -132,12 +180,12 @@ class ProtoPNet(nn.Module):
         prototypes = self.prototype_vectors.flatten(1)  # [P, D]
         distance_maps = squared_distances(features, prototypes)  # [B, P, h, w] float64
         min_distances = distance_maps.flatten(2).amin(dim=2)  # [B, P]
-        scores = similarity_from_distance(min_distances).to(dtype)
+        scores = self.similarity(min_distances).to(dtype)
         return ModelOutput(
             logits=self.last_layer(scores),
             min_distances=min_distances.to(dtype),
             scores=scores,
-            similarity_maps=similarity_from_distance(distance_maps).to(dtype),
+            similarity_maps=self.similarity(distance_maps).to(dtype),
             distance_maps=distance_maps.to(dtype),
         )
 
