@@ -1,4 +1,11 @@
-"""The facade the UI and the CLI call: a registry of model folders, cached loading, prediction."""
+"""The facade the UI and the CLI call: a registry of model folders, cached loading, and every question
+the app asks of a model (prediction, explanations, analyses, labels, training).
+
+The UI, the CLI, the reports and the batch explanations reach the library only through
+:class:`Explorer` and the result types re-exported by :mod:`explorer`; import-linter contracts in
+``pyproject.toml`` hold them to that. Each public method resolves its model once (``model_id`` or the
+default model) and passes the loaded :class:`~explorer.models.checkpoint.ModelBundle` down.
+"""
 
 from __future__ import annotations
 
@@ -39,7 +46,9 @@ from explorer.analysis.nearest import NearestPatches, nearest_patches
 from explorer.analysis.prototypes import PrototypeView, prototype_view
 from explorer.analysis.redundancy import (
     DEFAULT_THRESHOLD,
+    Cluster,
     RedundancyReport,
+    prune_plan,
     pruned_weight,
     redundancy_report,
 )
@@ -48,11 +57,16 @@ from explorer.cache import AnalysisCache, default_cache_dir
 from explorer.data import ImageSet, load_split
 from explorer.errors import CheckpointError, ExplorerError, UnknownModelError
 from explorer.images import load_image
+from explorer.labels import exchange
 from explorer.labels.store import LabelError, LabelEvent, LabelStore
-from explorer.models.checkpoint import SPEC_FILE, ModelBundle, load_model
+from explorer.models.card import model_card_markdown
+from explorer.models.checkpoint import SPEC_FILE, ModelBundle, example_class, load_model, read_png
+from explorer.models.importers import ImportReport
+from explorer.models.importers import import_checkpoint as import_checkpoint_file
 from explorer.models.preprocess import forward_batch_size
 from explorer.spec import ModelSpec
 from explorer.types import Prediction, PrototypeEvidence
+from explorer.viz.pairs import crop
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +74,9 @@ WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_MODEL = "elpv"
 MAX_LOADED_MODELS = 4
 SPLITS = ("train", "test")
+ATTRIBUTE_MODES = MODES
+LABEL_FORMATS = ("json", "csv")
+DEFAULT_BACKBONE = "efficientnet_lite0"
 
 
 @dataclass(frozen=True)
@@ -98,6 +115,53 @@ class ModelInfo:
         }
 
 
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
+
+
+def _check_prototype(bundle: ModelBundle, prototype: int) -> int:
+    """``prototype`` as an int, or a ValueError naming the model's range."""
+    count = bundle.spec.num_prototypes
+    if not 0 <= int(prototype) < count:
+        raise ValueError(f"prototype {prototype} is out of range (0..{count - 1})")
+    return int(prototype)
+
+
+def _train_config(
+    preset: str | None,
+    data: str | Path | None,
+    model_id: str | None,
+    backbone: str,
+    input_size: int | None,
+    overrides: dict[str, Any],
+) -> Any:
+    """The training configuration of a shipped preset, or of an ImageFolder with its defaults."""
+    from explorer.train.config import PRESETS, TrainConfig
+
+    if preset:
+        if preset not in PRESETS:
+            raise ExplorerError(f"unknown preset '{preset}' (presets: {', '.join(PRESETS)})")
+        config = PRESETS[preset]
+    elif data:
+        size = input_size or 224
+        config = TrainConfig(
+            model_id=model_id or Path(data).name,
+            dataset=str(data),
+            backbone=backbone,
+            pretrained=backbone == DEFAULT_BACKBONE,
+            input_size=(size, size),
+            channels=3,
+            mean=(0.5, 0.5, 0.5),
+            std=(0.5, 0.5, 0.5),
+        )
+    else:
+        raise ExplorerError(
+            "give --preset NAME or --data IMAGEFOLDER (with train/ and test/ inside)"
+        )
+    return config.with_overrides(**overrides)
+
+
 class Explorer:
     """Finds model folders, loads them on demand (a small LRU cache), and answers questions about them.
 
@@ -113,13 +177,6 @@ class Explorer:
         label_path: Path | None = None,
     ) -> None:
         self._folders: dict[str, Path] = {}
-        for root in model_dirs:
-            root = Path(root)
-            if (root / SPEC_FILE).is_file():
-                self._register(root)
-            elif root.is_dir():
-                for folder in sorted(p for p in root.iterdir() if (p / SPEC_FILE).is_file()):
-                    self._register(folder)
         self._loaded: OrderedDict[str, ModelBundle] = OrderedDict()
         self._max_loaded = max_loaded
         self._lock = threading.Lock()
@@ -127,6 +184,13 @@ class Explorer:
         self._grids: dict[str, tuple[int, int]] = {}
         self._label_path = label_path
         self._labels: LabelStore | None = None
+        for root in model_dirs:
+            root = Path(root)
+            if (root / SPEC_FILE).is_file():
+                self._register(root)
+            elif root.is_dir():
+                for folder in sorted(p for p in root.iterdir() if (p / SPEC_FILE).is_file()):
+                    self._register(folder)
         self.cache_root = cache_root or default_cache_dir()
         if default_model and default_model not in self._folders:
             known = ", ".join(self._folders) or "none"
@@ -135,10 +199,27 @@ class Explorer:
             DEFAULT_MODEL if DEFAULT_MODEL in self._folders else next(iter(self._folders), "")
         )
 
+    # --- the registry ------------------------------------------------------------------------
     def _register(self, folder: Path) -> ModelInfo:
+        """Adds (or replaces) a folder under its spec's model id; a model loaded from an earlier
+        folder of that id is forgotten."""
         spec = ModelSpec.load(folder / SPEC_FILE)
-        self._folders[spec.model_id] = folder
+        with self._lock:
+            self._folders[spec.model_id] = folder
+            self._loaded.pop(spec.model_id, None)
         return ModelInfo.from_spec(spec, folder)
+
+    def _folder(self, model_id: str | None) -> tuple[str, Path]:
+        """The model id (the default model for ``None``) and its folder.
+
+        Raises:
+            UnknownModelError: no registered model has that id.
+        """
+        model_id = model_id or self.default_model
+        if model_id not in self._folders:
+            known = ", ".join(self._folders) or "none"
+            raise UnknownModelError(f"unknown model '{model_id}' (available: {known})")
+        return model_id, self._folders[model_id]
 
     def add_model_folder(self, folder: str | Path) -> ModelInfo:
         """Registers (and validates by loading) a user's model folder; returns its info."""
@@ -146,7 +227,6 @@ class Explorer:
         bundle = load_model(folder)
         info = self._register(folder)
         with self._lock:
-            self._loaded.pop(info.model_id, None)
             self._loaded[info.model_id] = bundle
         return info
 
@@ -160,17 +240,26 @@ class Explorer:
     def model_ids(self) -> list[str]:
         return [info.model_id for info in self.models()]
 
+    def model_info(self, model_id: str | None = None) -> ModelInfo:
+        """What the registry knows of one model, read from its ``spec.json`` (weights not loaded).
+
+        Raises:
+            UnknownModelError: no registered model has that id.
+        """
+        _, folder = self._folder(model_id)
+        return ModelInfo.from_spec(ModelSpec.load(folder / SPEC_FILE), folder)
+
     def bundle(self, model_id: str | None = None) -> ModelBundle:
-        """The loaded model folder for ``model_id`` (the default model when ``None``)."""
-        model_id = model_id or self.default_model
-        if model_id not in self._folders:
-            known = ", ".join(self._folders) or "none"
-            raise UnknownModelError(f"unknown model '{model_id}' (available: {known})")
+        """The loaded model folder for ``model_id`` (the default model when ``None``).
+
+        For the library and the tests; the UI and the CLI ask the facade's own questions instead.
+        """
+        model_id, folder = self._folder(model_id)
         with self._lock:
             if model_id in self._loaded:
                 self._loaded.move_to_end(model_id)
                 return self._loaded[model_id]
-            bundle = load_model(self._folders[model_id])
+            bundle = load_model(folder)
             if bundle.spec.model_id != model_id:
                 raise CheckpointError(
                     f"{model_id}: spec.json changed since the model was registered"
@@ -180,13 +269,99 @@ class Explorer:
                 self._loaded.popitem(last=False)
             return bundle
 
+    # --- what a model is ---------------------------------------------------------------------
+    def spec(self, model_id: str | None = None) -> ModelSpec:
+        """The specification of the loaded model (classes, input size, architecture, accuracy).
+
+        Raises:
+            UnknownModelError: no such model. CheckpointError: its folder cannot be loaded.
+        """
+        return self.bundle(model_id).spec
+
+    def class_names(self, model_id: str | None = None) -> tuple[str, ...]:
+        """The model's class names, in the order of its logits."""
+        return self.spec(model_id).class_names
+
+    def num_prototypes(self, model_id: str | None = None) -> int:
+        return self.spec(model_id).num_prototypes
+
+    def prototype_classes(self, model_id: str | None = None) -> np.ndarray:
+        """``[P]`` the class index each prototype belongs to (a copy)."""
+        return np.asarray(self.bundle(model_id).model.prototype_classes).copy()
+
+    def prototype_labels(self, model_id: str | None = None) -> tuple[str, ...]:
+        """``P<j> · <class name>`` for every prototype: how the app names prototypes."""
+        bundle = self.bundle(model_id)
+        names = bundle.spec.class_names
+        return tuple(
+            f"P{j} · {names[int(c)]}" for j, c in enumerate(bundle.model.prototype_classes)
+        )
+
+    def content_hash(self, model_id: str | None = None) -> str:
+        """16 hex digits identifying the model's weights and architecture (caches and labels key
+        on it)."""
+        return self.bundle(model_id).content_hash
+
+    def model_card(self, model_id: str | None = None) -> str:
+        """The model's card in Markdown: what it is, its data and licence, measured accuracy."""
+        return model_card_markdown(self.spec(model_id))
+
+    def examples(self, model_id: str | None = None) -> list[tuple[np.ndarray, str]]:
+        """The model's bundled example test images (RGB uint8, sorted by file name), each with its
+        true class name."""
+        bundle = self.bundle(model_id)
+        names = bundle.spec.class_names
+        return [(read_png(path), names[example_class(path)]) for path in bundle.examples()]
+
+    def example_image(self, index: int, model_id: str | None = None) -> np.ndarray:
+        """One bundled example image (RGB uint8), by its position in :meth:`examples`.
+
+        Raises:
+            ValueError: there is no example at ``index``.
+        """
+        paths = self.bundle(model_id).examples()
+        if not 0 <= index < len(paths):
+            raise ValueError(f"example {index} does not exist (the model has {len(paths)})")
+        return read_png(paths[index])
+
+    def has_sources(self, model_id: str | None = None) -> bool:
+        """Whether the model folder stores its prototypes' source images (a pushed model does)."""
+        return bool(self.bundle(model_id).projection)
+
+    def source_image(self, prototype: int, model_id: str | None = None) -> np.ndarray | None:
+        """A prototype's source training image (RGB uint8, model-input size); ``None`` when the
+        model stores no sources.
+
+        Raises:
+            ValueError: ``prototype`` is out of range.
+        """
+        return self._source_image(self.bundle(model_id), prototype)
+
+    @staticmethod
+    def _source_image(bundle: ModelBundle, prototype: int) -> np.ndarray | None:
+        prototype = _check_prototype(bundle, prototype)
+        return bundle.source_image(prototype) if bundle.projection else None
+
+    def source_patch(self, prototype: int, model_id: str | None = None) -> np.ndarray | None:
+        """The patch of its source image a prototype was projected onto (its box, RGB uint8);
+        ``None`` when the model stores no sources.
+
+        Raises:
+            ValueError: ``prototype`` is out of range.
+        """
+        bundle = self.bundle(model_id)
+        source = self._source_image(bundle, prototype)
+        return None if source is None else crop(source, bundle.projection[int(prototype)].box)
+
     def dataset(self, model_id: str | None, split: str) -> ImageSet:
         """The split a model was trained and tested on (needed only by data-wide analyses).
 
         Raises:
             ExplorerError: the data set is not installed here, with how to get it.
         """
-        bundle = self.bundle(model_id)
+        return self._dataset(self.bundle(model_id), split)
+
+    def _dataset(self, bundle: ModelBundle, split: str) -> ImageSet:
         name = bundle.spec.dataset.get("name")
         if not name:
             raise ExplorerError(f"{bundle.spec.model_id}: spec.json does not name its data set")
@@ -199,12 +374,37 @@ class Explorer:
         except ValueError as error:
             raise ExplorerError(f"{bundle.spec.model_id}: {error}") from None
 
+    # --- stored analyses ---------------------------------------------------------------------
     def cache(self, model_id: str | None) -> AnalysisCache:
-        return AnalysisCache(self.bundle(model_id).content_hash, self.cache_root)
+        return self._cache(self.bundle(model_id))
+
+    def _cache(self, bundle: ModelBundle) -> AnalysisCache:
+        return AnalysisCache(bundle.content_hash, self.cache_root)
+
+    def _stored(
+        self,
+        bundle: ModelBundle,
+        name: str,
+        compute: Callable[[], Any],
+        load: Callable[[dict[str, np.ndarray]], Any],
+    ) -> Any:
+        """A per-model result from the cache, or computed once (one analysis at a time) and stored."""
+        cache = self._cache(bundle)
+        with self._analysis_lock:
+            arrays = cache.load(name)
+            if arrays is not None:
+                return load(arrays)
+            result = compute()
+            cache.save(name, result.to_arrays())
+            return result
+
+    def nearest_path(self, model_id: str | None = None, split: str = "test") -> Path:
+        """Where the nearest patches of a split are (or will be) stored."""
+        return self._cache(self.bundle(model_id)).path(f"nearest_{split}")
 
     def has_nearest(self, model_id: str | None = None, split: str = "test") -> bool:
         """Whether the nearest patches of a split are already stored (loads nothing heavy)."""
-        return self.cache(model_id).path(f"nearest_{split}").is_file()
+        return self.nearest_path(model_id, split).is_file()
 
     def nearest(
         self,
@@ -215,53 +415,61 @@ class Explorer:
         """Every prototype's nearest patches in a split: from the cache, or computed (one batched
         pass over the split, ``progress`` wrapping its batches) and stored. The test split also keeps
         every image's prototype scores."""
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
+        return self._nearest(self.bundle(model_id), split, progress)
+
+    def _nearest(
+        self,
+        bundle: ModelBundle,
+        split: str,
+        progress: Callable[[Iterable], Iterable] = lambda it: it,
+    ) -> NearestPatches:
+        _check_split(split)
 
         def compute() -> NearestPatches:
-            data = self.dataset(model_id, split)
+            data = self._dataset(bundle, split)
             return nearest_patches(
-                self.bundle(model_id).model,
+                bundle.model,
                 data.images,
                 data.labels,
                 split,
                 keep_all_scores=split == "test",
-                batch_size=forward_batch_size(self.bundle(model_id).spec),
+                batch_size=forward_batch_size(bundle.spec),
                 progress=progress,
             )
 
         return self._stored(
-            model_id, f"nearest_{split}", compute, lambda a: NearestPatches.from_arrays(split, a)
+            bundle, f"nearest_{split}", compute, lambda a: NearestPatches.from_arrays(split, a)
         )
 
-    def _stored(
-        self,
-        model_id: str | None,
-        name: str,
-        compute: Callable[[], Any],
-        load: Callable[[dict[str, np.ndarray]], Any],
-    ) -> Any:
-        """A per-model result from the cache, or computed once (one analysis at a time) and stored."""
-        cache = self.cache(model_id)
-        with self._analysis_lock:
-            arrays = cache.load(name)
-            if arrays is not None:
-                return load(arrays)
-            result = compute()
-            cache.save(name, result.to_arrays())
-            return result
+    def _stored_nearest(self, bundle: ModelBundle) -> dict[str, NearestPatches]:
+        """The nearest patches of every split that is stored (none computed)."""
+        cache = self._cache(bundle)
+        return {
+            split: self._nearest(bundle, split)
+            for split in SPLITS
+            if cache.path(f"nearest_{split}").is_file()
+        }
 
+    # --- attribute explanations --------------------------------------------------------------
     def local_attributes(
         self, image: Any, model_id: str | None = None, mode: str = "reference"
     ) -> LocalAttributes:
         """Why every prototype matches one image: φ per modification (one batched forward)."""
-        bundle = self.bundle(model_id)
-        rgb = load_image(image)
+        return self._local_attributes(self.bundle(model_id), load_image(image), mode)
+
+    def _local_attributes(self, bundle: ModelBundle, rgb: np.ndarray, mode: str) -> LocalAttributes:
         mods = modification_set(bundle.model, mode, rgb.shape, self._grid(bundle))
         return local_attributes(bundle.model, rgb, mods)
 
+    def global_attributes_path(self, model_id: str | None, split: str, mode: str) -> Path:
+        """Where a split's global attribute explanation (one modification set) is stored."""
+        return self._cache(self.bundle(model_id)).path(attributes_cache_name(mode, split))
+
     def has_global_attributes(self, model_id: str | None, split: str, mode: str) -> bool:
-        return self.cache(model_id).path(attributes_cache_name(mode, split)).is_file()
+        return self.global_attributes_path(model_id, split, mode).is_file()
+
+    def _has_global_attributes(self, bundle: ModelBundle, split: str, mode: str) -> bool:
+        return self._cache(bundle).path(attributes_cache_name(mode, split)).is_file()
 
     def global_attributes(
         self,
@@ -272,14 +480,21 @@ class Explorer:
     ) -> GlobalAttributes:
         """Every prototype's global Φ over a split: from the cache, or computed (each image modified
         once per modification, all versions forwarded in batches) and stored."""
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
+        return self._global_attributes(self.bundle(model_id), split, mode, progress)
+
+    def _global_attributes(
+        self,
+        bundle: ModelBundle,
+        split: str,
+        mode: str,
+        progress: Callable[[Iterable], Iterable] = lambda it: it,
+    ) -> GlobalAttributes:
+        _check_split(split)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
 
         def compute() -> GlobalAttributes:
-            bundle = self.bundle(model_id)
-            data = self.dataset(model_id, split)
+            data = self._dataset(bundle, split)
             mods = modification_set(bundle.model, mode, data.images.shape[1:], self._grid(bundle))
             per_pass = max(1, forward_batch_size(bundle.spec) // (1 + len(mods)))
             return global_attributes(
@@ -287,7 +502,7 @@ class Explorer:
             )
 
         return self._stored(
-            model_id,
+            bundle,
             attributes_cache_name(mode, split),
             compute,
             lambda a: GlobalAttributes.from_arrays(split, a),
@@ -298,11 +513,14 @@ class Explorer:
     ) -> GlobalAttributes | None:
         """The stored global explanation to compare matches with: train split preferred, else test,
         else None (nothing is computed)."""
+        return self._stored_global_attributes(self.bundle(model_id), mode)
+
+    def _stored_global_attributes(self, bundle: ModelBundle, mode: str) -> GlobalAttributes | None:
         return next(
             (
-                self.global_attributes(model_id, split, mode)
+                self._global_attributes(bundle, split, mode)
                 for split in SPLITS
-                if self.has_global_attributes(model_id, split, mode)
+                if self._has_global_attributes(bundle, split, mode)
             ),
             None,
         )
@@ -312,15 +530,29 @@ class Explorer:
     ) -> MatchAttributes:
         """Why one prototype matches one image, beside its stored global explanation (train split
         preferred, else test; none if neither is stored yet)."""
+        (match,) = self.match_attributes_many(image, [prototype], model_id, mode)
+        return match
+
+    def match_attributes_many(
+        self,
+        image: Any,
+        prototypes: Sequence[int],
+        model_id: str | None = None,
+        mode: str = "reference",
+    ) -> list[MatchAttributes]:
+        """:meth:`match_attributes` for several prototypes, the image's local explanation (every
+        prototype in one batched forward) computed once for all of them.
+
+        Raises:
+            ValueError: a prototype is out of range. BadImageError: the image cannot be used.
+        """
         bundle = self.bundle(model_id)
-        if not 0 <= prototype < bundle.spec.num_prototypes:
-            raise ValueError(
-                f"prototype {prototype} is out of range (0..{bundle.spec.num_prototypes - 1})"
-            )
-        local = self.local_attributes(image, model_id, mode)
-        stored = self.stored_global_attributes(model_id, mode)
-        class_name = bundle.spec.class_names[bundle.model.prototype_classes[prototype]]
-        return match_attributes(local, prototype, class_name, stored)
+        chosen = [_check_prototype(bundle, j) for j in prototypes]
+        local = self._local_attributes(bundle, load_image(image), mode)
+        stored = self._stored_global_attributes(bundle, mode)
+        names = bundle.spec.class_names
+        classes = bundle.model.prototype_classes
+        return [match_attributes(local, j, names[classes[j]], stored) for j in chosen]
 
     def prototype_attributes(
         self, prototype: int, model_id: str | None = None, mode: str = "reference"
@@ -329,9 +561,9 @@ class Explorer:
         :meth:`global_attributes` or ``python -m explorer analyse``)."""
         bundle = self.bundle(model_id)
         splits = {
-            split: self.global_attributes(model_id, split, mode)
+            split: self._global_attributes(bundle, split, mode)
             for split in SPLITS
-            if self.has_global_attributes(model_id, split, mode)
+            if self._has_global_attributes(bundle, split, mode)
         }
         if not splits:
             raise ExplorerError(
@@ -370,6 +602,11 @@ class Explorer:
             self._labels = LabelStore(self._label_path)
         return self._labels
 
+    @property
+    def labels_path(self) -> Path:
+        """The SQLite file the labels are stored in."""
+        return self.labels.path
+
     def label(
         self,
         model_id: str | None,
@@ -402,8 +639,11 @@ class Explorer:
         self, model_id: str | None = None, verdict: str | None = None, reviewer: str | None = None
     ) -> list[LabelEvent]:
         """Current labels of one model (every model when ``model_id`` is None)."""
-        model_hash = None if model_id is None else self.bundle(model_id).content_hash
-        return self.labels.current(model_hash, verdict=verdict, reviewer=reviewer)
+        return self.labels.current(self._label_scope(model_id), verdict=verdict, reviewer=reviewer)
+
+    def _label_scope(self, model_id: str | None) -> str | None:
+        """The content hash labels of ``model_id`` are kept under; ``None`` (every model) for None."""
+        return None if model_id is None else self.bundle(model_id).content_hash
 
     def label_history(self, model_id: str | None, prototype: int | None = None) -> list[LabelEvent]:
         return self.labels.history(self.bundle(model_id).content_hash, prototype)
@@ -417,6 +657,63 @@ class Explorer:
         """Prototypes whose current general label is *misleading* (the what-if model disables them)."""
         return self.labels.disabled(self.bundle(model_id).content_hash)
 
+    def export_labels(
+        self,
+        path: str | Path,
+        model_id: str | None = None,
+        format: str = "json",
+        history: bool = True,
+    ) -> int:
+        """Writes labels to a file (replaced atomically) that :meth:`import_labels` reads back.
+
+        Args:
+            path: the file to write.
+            model_id: only this model's labels; ``None``: every model's.
+            format: ``json`` (one document) or ``csv`` (one row per event, with a header).
+            history: every event (labels and reversals, oldest first), or only the current labels.
+
+        Returns:
+            The number of events written.
+        """
+        if format not in LABEL_FORMATS:
+            raise ValueError(f"format must be one of {LABEL_FORMATS}, not {format!r}")
+        scope = self._label_scope(model_id)
+        if format == "json":
+            return exchange.export_json(self.labels, path, scope, history=history)
+        write = exchange.export_history_csv if history else exchange.export_current_csv
+        return write(self.labels, path, scope)
+
+    def import_labels(self, path: str | Path) -> int:
+        """Adds the events of a JSON or CSV label export (by the file's suffix) to the store;
+        events already present are skipped.
+
+        Returns:
+            The number of new events.
+
+        Raises:
+            LabelError: the file is not a valid export (nothing is imported).
+        """
+        path = Path(path)
+        read = exchange.import_json if path.suffix.lower() == ".json" else exchange.import_csv
+        return read(self.labels, path)
+
+    def export_protopdebug(self, folder: str | Path, model_id: str | None = None) -> dict[str, int]:
+        """Writes ProtoPDebug's concept folders from a model's current general labels: misleading
+        prototypes as forbidden, valid ones as remembered, each with its source patch and, when the
+        training split's nearest patches are stored, those too.
+
+        Returns:
+            Prototypes and PNG files written per folder (see
+            :func:`explorer.labels.exchange.export_protopdebug`).
+
+        Raises:
+            LabelError: the model stores no prototype sources.
+        """
+        bundle = self.bundle(model_id)
+        stored = self._stored_nearest(bundle)
+        return exchange.export_protopdebug(self.labels, bundle, folder, stored.get("train"))
+
+    # --- redundancy and what-if -------------------------------------------------------------
     def redundancy(
         self,
         model_id: str | None = None,
@@ -430,15 +727,34 @@ class Explorer:
         global attribute explanation is stored (disentangled preferred, train before test),
         explanatory."""
         bundle = self.bundle(model_id)
-        nearest = self.nearest(model_id, "test", progress)
+        nearest = self._nearest(bundle, "test", progress)
         stored = [
             (split, mode)
             for mode in ("disentangled", "reference")
             for split in SPLITS
-            if self.has_global_attributes(model_id, split, mode)
+            if self._has_global_attributes(bundle, split, mode)
         ]
-        attributes = self.global_attributes(model_id, *stored[0]) if stored else None
+        attributes = self._global_attributes(bundle, *stored[0]) if stored else None
         return redundancy_report(bundle, nearest, attributes, threshold, weights, linkage)
+
+    def prune_plan(
+        self, clusters: Iterable[Cluster], model_id: str | None = None
+    ) -> dict[int, list[int]]:
+        """Every given cluster pruned to one prototype, whatever its suggestion: the member with the
+        largest weight to its own class is kept, the others are merged into it.
+
+        Returns:
+            kept prototype → the prototypes merged into it (pass it to :meth:`what_if` as ``merges``).
+
+        Raises:
+            ValueError: a member is out of range, or a prototype is in two clusters.
+        """
+        return prune_plan(clusters, self._weight(self.bundle(model_id)), every_cluster=True)
+
+    @staticmethod
+    def _weight(bundle: ModelBundle) -> np.ndarray:
+        """``[C, P]`` the last-layer weight in float64."""
+        return bundle.model.last_layer_weight.detach().numpy().astype(np.float64)
 
     def what_if(
         self,
@@ -449,15 +765,19 @@ class Explorer:
         """Test accuracy with some prototypes disabled (their last-layer columns zeroed) and/or
         merged (kept prototype → those added into it), from the stored test-split scores."""
         bundle = self.bundle(model_id)
-        nearest = self.nearest(model_id, "test")
-        weight = bundle.model.last_layer_weight.detach().numpy().astype(np.float64)
+        nearest = self._nearest(bundle, "test")
+        weight = self._weight(bundle)
         new_weight = pruned_weight(weight, merges or {})
         new_weight = disabled_weight(new_weight, list(disabled))
         return what_if(nearest.all_scores, nearest.all_labels, weight, new_weight)
 
+    # --- one image ---------------------------------------------------------------------------
     def activations(self, rgb: np.ndarray, model_id: str | None = None) -> ImageActivations:
         """Every prototype's activation on one RGB uint8 image (see :func:`load_image`)."""
-        bundle = self.bundle(model_id)
+        return self._activations(self.bundle(model_id), rgb)
+
+    @staticmethod
+    def _activations(bundle: ModelBundle, rgb: np.ndarray) -> ImageActivations:
         model = bundle.model
         with torch.inference_mode():
             output = model(model.preprocess([rgb]))
@@ -479,12 +799,8 @@ class Explorer:
 
     def prototype(self, prototype: int, model_id: str | None = None) -> PrototypeView:
         """One prototype's view, with whatever nearest patches are already stored (none computed)."""
-        nearest = {
-            split: self.nearest(model_id, split)
-            for split in SPLITS
-            if self.has_nearest(model_id, split)
-        }
-        return prototype_view(self.bundle(model_id), prototype, nearest)
+        bundle = self.bundle(model_id)
+        return prototype_view(bundle, prototype, self._stored_nearest(bundle))
 
     def predict(self, image: Any, model_id: str | None = None, top_k: int = 10) -> Prediction:
         """Classifies one image and lists the prototypes that add most to the predicted class.
@@ -498,7 +814,7 @@ class Explorer:
             BadImageError: the image cannot be used. UnknownModelError / CheckpointError: the model.
         """
         bundle = self.bundle(model_id)
-        acts = self.activations(load_image(image), model_id)
+        acts = self._activations(bundle, load_image(image))
         predicted = acts.predicted
         weight = bundle.model.last_layer_weight.detach().numpy()
         evidence = tuple(
@@ -521,3 +837,88 @@ class Explorer:
             predicted=predicted,
             top_prototypes=evidence,
         )
+
+    # --- training ----------------------------------------------------------------------------
+    def train(
+        self,
+        out: str | Path | None = None,
+        *,
+        preset: str | None = None,
+        data: str | Path | None = None,
+        model_id: str | None = None,
+        backbone: str = DEFAULT_BACKBONE,
+        input_size: int | None = None,
+        **overrides: Any,
+    ) -> ModelInfo:
+        """Trains a ProtoPNet, writes its model folder and registers it here.
+
+        Args:
+            out: the model folder to write (default ``weights/<model id>`` under the current folder).
+            preset: a shipped model's configuration (``fashion_mnist``, ``synthetic``, ``elpv``).
+            data: instead of a preset, an ImageFolder root with ``train/<class>/`` and
+                ``test/<class>/``.
+            model_id: the new model's id with ``data`` (default: the data folder's name).
+            backbone: the backbone with ``data`` (``efficientnet_lite0``, pretrained, or ``small_cnn``).
+            input_size: the square input side with ``data`` (default 224).
+            **overrides: configuration fields to change (``seed``, ``warm_epochs``,
+                ``joint_epochs``, ``last_epochs``, ``prototypes_per_class``, ``push_on_object``);
+                ``None`` keeps the configuration's value.
+
+        Returns:
+            The new model's info (its ``accuracy`` as measured by the run).
+
+        Raises:
+            ExplorerError: neither a preset nor data is given, or the data cannot be read.
+        """
+        from explorer.train.trainer import train
+
+        config = _train_config(preset, data, model_id, backbone, input_size, overrides)
+        folder = Path(out or Path("weights") / config.model_id)
+        train(config, folder)
+        return self._register(folder)
+
+    # --- importing -----------------------------------------------------------------------------
+    def import_checkpoint(
+        self,
+        checkpoint: str | Path,
+        out: str | Path,
+        *,
+        format: str = "auto",
+        data: str | Path | None = None,
+        push_dir: str | Path | None = None,
+        class_names: Sequence[str] | str | None = None,
+        model_id: str | None = None,
+        class_identity: Any = None,
+        **options: Any,
+    ) -> ImportReport:
+        """Imports a ProtoPNet trained elsewhere into a new model folder and registers it here.
+
+        Args:
+            checkpoint: an original ProtoPNet checkpoint (the whole pickled model, zip or legacy
+                format), an original state dict, or a CaBRNet checkpoint folder. Nothing in it is run.
+            out: the new model folder (must not exist yet, or be empty).
+            format: ``auto``, ``protopnet``, ``protopnet-state-dict`` or ``cabrnet``.
+            data: an ImageFolder (``train/<class>/``, ``test/<class>/``): class names, the prototypes'
+                nearest training patches (without a push folder), examples, and data-wide analyses.
+            push_dir: the original code's push output (``img/`` or ``img/epoch-N/``).
+            class_names: the class names (default: the ImageFolder's, else ``class_0``, ...).
+            model_id: the new model's id (default: ``out``'s name).
+            class_identity: a state dict's prototype classes: a file, a list, or ``"contiguous"``.
+            **options: ``input_size``, ``activation``, ``epsilon`` (for a state dict), and
+                ``examples_per_class``, ``check_images``, ``progress``.
+
+        Returns:
+            What was found (architecture, prototypes per class, activation, input size, sources) and
+            the equality check of the written model against the checkpoint's own tensors and math.
+
+        Raises:
+            CheckpointError: the checkpoint is refused, with the reason; nothing was run or written.
+        """
+        report = import_checkpoint_file(
+            checkpoint, out, format=format, data=data, push_dir=push_dir,
+            class_names=class_names, model_id=model_id, class_identity=class_identity, **options,
+        )  # fmt: skip
+        self.add_model_folder(report.folder)
+        if not self.default_model:  # an explorer that had no model opens the imported one
+            self.default_model = report.model_id
+        return report

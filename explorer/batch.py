@@ -10,9 +10,7 @@ from typing import Any
 
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from explorer.analysis.explanation import Explanation
-from explorer.api import Explorer
-from explorer.errors import ExplorerError
+from explorer import Explanation, Explorer, ExplorerError
 from explorer.images import as_rgb
 from explorer.models.checkpoint import write_png
 from explorer.viz.heatmaps import ATTRIBUTION_COLORMAP, overlay, shared_scale
@@ -88,11 +86,10 @@ def explain_to_folder(
 ) -> dict[str, Any]:
     """Explains one image into ``out`` (created); returns the JSON record."""
     x = explorer.explain(image, model_id, top_k=top_k, attribution=attribution)
-    bundle = explorer.bundle(model_id)
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {}
     for rank, pair in enumerate(x.pairs, start=1):
-        source = bundle.source_image(pair.prototype) if bundle.projection else None
+        source = explorer.source_image(pair.prototype, model_id)
         name = f"pair_{rank:02d}_prototype_{pair.prototype}.png"
         write_png(out / name, pair_picture(x, pair, source))
         files[f"pair_{rank}"] = name
@@ -127,7 +124,7 @@ def explain_batch(
         ``{"explained": [{"image", "folder", "predicted_class"}], "failed": [{"image", "error"}]}``,
         also written to ``out/summary.json``.
     """
-    explorer.bundle(model_id)  # an unknown model fails before any work
+    explorer.spec(model_id)  # an unknown model fails before any work
     summary: dict[str, Any] = {
         "model_id": model_id or explorer.default_model,
         "explained": [],

@@ -1,4 +1,4 @@
-"""The command line: ``python -m explorer train|predict|explain|report|analyse|redundancy|labels|models``.
+"""The command line: ``python -m explorer train|import|predict|explain|report|analyse|redundancy|labels|models``.
 
 Every command prints JSON on stdout (progress on stderr); a bad input ends with a one-line message on
 stderr and exit status 2, never a traceback. ``explain`` goes on past files it cannot read, reports
@@ -23,28 +23,15 @@ EXIT_BAD_INPUT = 2
 
 
 def _train(args: argparse.Namespace) -> int:
-    from explorer.train.config import PRESETS, TrainConfig
-    from explorer.train.trainer import train
+    from explorer import Explorer
 
-    if args.preset:
-        config = PRESETS[args.preset]
-    else:
-        if not args.data:
-            raise ExplorerError(
-                "give --preset NAME or --data IMAGEFOLDER (with train/ and test/ inside)"
-            )
-        size = args.input_size or 224
-        config = TrainConfig(
-            model_id=args.model_id or Path(args.data).name,
-            dataset=str(args.data),
-            backbone=args.backbone,
-            pretrained=args.backbone == "efficientnet_lite0",
-            input_size=(size, size),
-            channels=3,
-            mean=(0.5, 0.5, 0.5),
-            std=(0.5, 0.5, 0.5),
-        )
-    config = config.with_overrides(
+    info = Explorer(model_dirs=()).train(
+        args.out,
+        preset=args.preset,
+        data=args.data,
+        model_id=args.model_id,
+        backbone=args.backbone,
+        input_size=args.input_size,
         seed=args.seed,
         warm_epochs=args.warm_epochs,
         joint_epochs=args.joint_epochs,
@@ -52,14 +39,12 @@ def _train(args: argparse.Namespace) -> int:
         prototypes_per_class=args.prototypes_per_class,
         push_on_object=args.push_on_object,
     )
-    out = Path(args.out or Path("weights") / config.model_id)
-    spec = train(config, out)
-    print(json.dumps({"model": str(out), "accuracy": spec.accuracy}, indent=2))
+    print(json.dumps({"model": str(info.folder), "accuracy": info.accuracy}, indent=2))
     return 0
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from explorer.api import Explorer
+    from explorer import Explorer
 
     explorer = Explorer()
     prediction = explorer.predict(args.image, model_id=args.model, top_k=args.top_k)
@@ -68,7 +53,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from explorer.api import Explorer
+    from explorer import Explorer
     from explorer.batch import explain_batch
 
     attribution = None if args.attribution == "none" else args.attribution
@@ -110,14 +95,14 @@ def _unique_stem(stem: str, used: set[str]) -> str:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from explorer.api import Explorer
+    from explorer import Explorer
     from explorer.batch import expand_paths
     from explorer.report import build_case, write_reports
 
     if args.top_k < 1:
         raise ExplorerError(f"--top-k must be at least 1, not {args.top_k}")
     explorer = Explorer()
-    model_id = explorer.bundle(args.model).spec.model_id  # an unknown model fails before any work
+    model_id = explorer.spec(args.model).model_id  # an unknown model fails before any work
     out = _output_folder(Path(args.out))
     disabled = explorer.misleading(model_id) if args.without_misleading else set()
     attribution = None if args.attribution == "none" else args.attribution
@@ -160,12 +145,11 @@ def _report(args: argparse.Namespace) -> int:
 def _analyse(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from explorer.analysis.attribute_sets import attributes_cache_name
-    from explorer.api import Explorer
+    from explorer import Explorer
 
     explorer = Explorer()
     model_id = args.model or explorer.default_model
-    classes = explorer.bundle(model_id).model.prototype_classes
+    classes = explorer.prototype_classes(model_id)
     summary: dict = {"model_id": model_id, "nearest_patches": {}, "attributes": {}}
     for split in args.splits:
         result = explorer.nearest(
@@ -174,7 +158,7 @@ def _analyse(args: argparse.Namespace) -> int:
         summary["nearest_patches"][split] = {
             "k": int(result.images.shape[1]),
             "mean_purity": round(float(result.purity(classes).mean()), 4),
-            "cache": str(explorer.cache(model_id).path(f"nearest_{split}")),
+            "cache": str(explorer.nearest_path(model_id, split)),
         }
         for mode in [] if args.no_attributes else args.attributes:
             attributes = explorer.global_attributes(
@@ -184,28 +168,21 @@ def _analyse(args: argparse.Namespace) -> int:
             summary["attributes"][f"{mode}_{split}"] = {
                 "modifications": list(attributes.modifications),
                 "mean_phi": [round(float(v), 4) for v in attributes.phi.mean(axis=0)],
-                "cache": str(explorer.cache(model_id).path(attributes_cache_name(mode, split))),
+                "cache": str(explorer.global_attributes_path(model_id, split, mode)),
             }
     print(json.dumps(summary, indent=2))
     return 0
 
 
 def _redundancy(args: argparse.Namespace) -> int:
-    from explorer.analysis.redundancy import prune_plan, pruned_weight
-    from explorer.analysis.whatif import what_if
-    from explorer.api import Explorer
+    from explorer import Explorer
 
     explorer = Explorer()
     model_id = args.model or explorer.default_model
     report = explorer.redundancy(model_id, threshold=args.threshold)
-    bundle = explorer.bundle(model_id)
-    names = bundle.spec.class_names
-    weight = bundle.model.last_layer_weight.detach().numpy().astype("float64")
-    nearest = explorer.nearest(model_id, "test")
-    every = prune_plan(report.clusters, weight, every_cluster=True)
-    pruned_every = what_if(
-        nearest.all_scores, nearest.all_labels, weight, pruned_weight(weight, every)
-    )
+    names = explorer.class_names(model_id)
+    every = explorer.prune_plan(report.clusters, model_id)
+    pruned_every = explorer.what_if(model_id, merges=every)
 
     def plan_summary(plan: dict[int, list[int]], result) -> dict:
         return {
@@ -242,35 +219,20 @@ def _redundancy(args: argparse.Namespace) -> int:
 
 
 def _labels(args: argparse.Namespace) -> int:
-    from explorer.api import Explorer
-    from explorer.labels import exchange
+    from explorer import Explorer
 
     explorer = Explorer()
-    store = explorer.labels
+    store = str(explorer.labels_path)
     if args.action == "import":
-        path = Path(args.path)
-        reader = exchange.import_json if path.suffix.lower() == ".json" else exchange.import_csv
-        print(json.dumps({"imported_events": reader(store, path), "store": str(store.path)}))
+        print(json.dumps({"imported_events": explorer.import_labels(args.path), "store": store}))
         return 0
-    model_hash = explorer.bundle(args.model).content_hash if args.model else None
     out = Path(args.path)
     if args.format == "protopdebug":
-        bundle = explorer.bundle(args.model)
-        nearest = (
-            explorer.nearest(args.model, "train")
-            if explorer.has_nearest(args.model, "train")
-            else None
-        )
-        counts = exchange.export_protopdebug(store, bundle, out, nearest)
+        counts = explorer.export_protopdebug(out, args.model)
         print(json.dumps({"folder": str(out), "counts": counts}, default=str))
         return 0
-    if args.format == "json":
-        count = exchange.export_json(store, out, model_hash, history=args.history)
-    elif args.history:
-        count = exchange.export_history_csv(store, out, model_hash)
-    else:
-        count = exchange.export_current_csv(store, out, model_hash)
-    print(json.dumps({"file": str(out), "events": count, "store": str(store.path)}))
+    count = explorer.export_labels(out, args.model, format=args.format, history=args.history)
+    print(json.dumps({"file": str(out), "events": count, "store": store}))
     return 0
 
 
@@ -289,9 +251,23 @@ def _users(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from explorer.api import Explorer
+    from explorer import Explorer
 
     print(json.dumps([info.to_dict() for info in Explorer().models()], indent=2))
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from explorer import Explorer
+
+    report = Explorer().import_checkpoint(
+        args.checkpoint, args.out, format=args.format, data=args.data, push_dir=args.push_dir,
+        class_names=args.class_names, model_id=args.model_id, class_identity=args.class_identity,
+        **({"input_size": args.input_size} if args.input_size else {}),
+    )  # fmt: skip
+    for line in report.summary():
+        print(line, file=sys.stderr)
+    print(json.dumps(report.to_dict(), indent=2))
     return 0
 
 
@@ -419,6 +395,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", help="list the available models (JSON)")
     models.set_defaults(run=_models)
+
+    imports = commands.add_parser(
+        "import",
+        help="import an original ProtoPNet or CaBRNet checkpoint into a model folder (runs nothing "
+        "from the file)",
+    )
+    imports.add_argument(
+        "checkpoint", help="a .pth file (whole pickled model or state dict) or a CaBRNet folder"
+    )
+    imports.add_argument(
+        "--format", default="auto", choices=["auto", "protopnet", "protopnet-state-dict", "cabrnet"]
+    )
+    imports.add_argument(
+        "--data",
+        help="ImageFolder with train/<class>/ and test/<class>/: class names, sources, examples",
+    )
+    imports.add_argument("--push-dir", help="the original push output (img/ or img/epoch-N/)")
+    imports.add_argument("--class-names", help="comma-separated class names, in class-index order")
+    imports.add_argument(
+        "--class-identity",
+        help="for a state dict: a file with one class index per prototype, or 'contiguous'",
+    )
+    imports.add_argument(
+        "--input-size", type=int, help="square input size (state dicts; default 224)"
+    )
+    imports.add_argument("--model-id", help="the new model's id (default: the --out folder's name)")
+    imports.add_argument("--out", required=True, help="the new model folder, e.g. weights/ID")
+    imports.set_defaults(run=_import)
     return parser
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ TORCHVISION_BACKBONES = (
 )
 KNOWN_BACKBONES = ("small_cnn", "efficientnet_lite0", "identity", *TORCHVISION_BACKBONES)
 ACTIVATIONS = ("log", "linear")
+ADD_ON_LAYER = re.compile(r"^(conv:[1-9][0-9]{0,4}(:nobias)?|relu|sigmoid)$")
 DEFAULT_EPSILON = 1e-4
 
 
@@ -37,6 +39,10 @@ class ArchitectureSpec:
             variant have one stage). ``None`` means one stage of width ``D``.
         activation: distance → similarity: ``log`` = ``log((d + 1) / (d + ε))``, ``linear`` = ``−d``.
         epsilon: ``ε`` of the log activation.
+        add_on_layout: an add-on of another layout, layer by layer (imported CaBRNet models):
+            ``conv:W`` (1x1 conv to ``W`` channels, with bias), ``conv:W:nobias``, ``relu``, ``sigmoid``;
+            the last conv's ``W`` is ``D`` (no conv: the backbone's output is compared directly).
+            ``None`` means the stages of ``add_on_widths``.
     """
 
     backbone: str
@@ -47,13 +53,14 @@ class ArchitectureSpec:
     add_on_widths: tuple[int, ...] | None = None
     activation: str = "log"
     epsilon: float = DEFAULT_EPSILON
+    add_on_layout: tuple[str, ...] | None = None
 
     def identity(self) -> dict[str, Any]:
         """The fields that change what the network computes; new fields at their defaults are left
         out, so the content hash of a model saved before they existed does not change."""
         data = asdict(self)
         defaults = {"prototype_classes": None, "add_on_widths": None, "activation": "log",
-                    "epsilon": DEFAULT_EPSILON}  # fmt: skip
+                    "epsilon": DEFAULT_EPSILON, "add_on_layout": None}  # fmt: skip
         for key, default in defaults.items():
             if data[key] == default:
                 del data[key]
@@ -134,7 +141,7 @@ class ModelSpec:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         arch = data["architecture"]
-        for key in ("prototype_classes", "add_on_widths"):
+        for key in ("prototype_classes", "add_on_widths", "add_on_layout"):
             if arch[key] is None:
                 del arch[key]
             else:
@@ -208,6 +215,11 @@ class ModelSpec:
             raise CheckpointError(
                 f"{where}: architecture.add_on_widths must end with prototype_dim ({dim})"
             )
+        layout = _add_on_layout(arch, dim, where)
+        if layout is not None and widths is not None:
+            raise CheckpointError(
+                f"{where}: architecture has both add_on_widths and add_on_layout; give one"
+            )
 
         size = need(data, "input_size", list, "input_size")
         if len(size) != 2 or not all(isinstance(s, int) and 8 <= s <= 2048 for s in size):
@@ -242,6 +254,7 @@ class ModelSpec:
                 backbone_options=options,
                 prototype_classes=classes,
                 add_on_widths=widths,
+                add_on_layout=layout,
                 activation=activation,
                 epsilon=float(epsilon),
             ),
@@ -257,6 +270,26 @@ class ModelSpec:
             licence=str(data.get("licence", "")),
             spec_version=int(data.get("spec_version", SPEC_VERSION)),
         )
+
+
+def _add_on_layout(arch: dict[str, Any], dim: int, where: str) -> tuple[str, ...] | None:
+    """The optional ``add_on_layout``: layer names, the last conv ``D`` wide."""
+    layout = arch.get("add_on_layout")
+    if layout is None:
+        return None
+    if not isinstance(layout, list) or not all(
+        isinstance(v, str) and ADD_ON_LAYER.match(v) for v in layout
+    ):
+        raise CheckpointError(
+            f"{where}: architecture.add_on_layout must list layers 'conv:W', 'conv:W:nobias', "
+            "'relu' or 'sigmoid'"
+        )
+    convs = [int(v.split(":")[1]) for v in layout if v.startswith("conv:")]
+    if convs and convs[-1] != dim:
+        raise CheckpointError(
+            f"{where}: architecture.add_on_layout's last conv must be prototype_dim ({dim}) wide"
+        )
+    return tuple(layout)
 
 
 def _int_list(

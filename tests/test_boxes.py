@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from explorer.analysis.boxes import high_activation_box, upsample_map
+from explorer.boxes import high_activation_box, upsample_map
 
 
 def reference_crop(activation_map: np.ndarray, percentile: float = 95) -> tuple[int, int, int, int]:

@@ -29,10 +29,13 @@ from explorer.models.base import (
     require,
 )
 from explorer.models.checkpoint import ModelBundle, load_model, save_model
+from explorer.models.importers import import_checkpoint
 from explorer.models.protopnet import ProtoPNet
 from tests.conftest import shipped_folder, tiny_spec
+from tests.original_protopnet import KINDS, make_original
 
-FAMILIES = ("ours_random", "ours_shipped_synthetic")
+# ours, and every flavour of checkpoint made the way other tools make them, imported
+FAMILIES = ("ours_random", "ours_shipped_synthetic", *(f"imported_{kind}" for kind in KINDS))
 
 
 def _ours_random(folder: Path) -> Path:
@@ -50,7 +53,12 @@ def _folder(family: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
         return _ours_random(tmp_path_factory.mktemp("ours"))
     if family == "ours_shipped_synthetic":
         return shipped_folder("synthetic")
-    raise AssertionError(family)
+    kind = family.removeprefix("imported_")
+    scratch = tmp_path_factory.mktemp(kind)
+    checkpoint, _, options = make_original(kind, scratch / "checkpoint")
+    out = scratch / "model"
+    import_checkpoint(checkpoint, out, **options)
+    return out
 
 
 @pytest.fixture(scope="module", params=FAMILIES)

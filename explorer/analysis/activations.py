@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from explorer.analysis.boxes import high_activation_box, upsample_map
 from explorer.analysis.evidence import contributions, top_contributors
+from explorer.boxes import high_activation_box, upsample_map
 from explorer.types import ModelOutput
 
 RANKINGS = ("similarity", "contribution")

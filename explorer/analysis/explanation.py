@@ -9,8 +9,8 @@ import torch
 
 from explorer.analysis.activations import ImageActivations, image_activations
 from explorer.analysis.attributions import AttributionMap, attribute
-from explorer.analysis.boxes import high_activation_box
 from explorer.analysis.whatif import disabled_weight
+from explorer.boxes import high_activation_box
 from explorer.models.checkpoint import ModelBundle
 from explorer.models.preprocess import to_model_pixels
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from explorer.analysis.boxes import high_activation_box, upsample_map
+from explorer.boxes import high_activation_box, upsample_map
 from explorer.models.base import PrototypeModel
 from explorer.models.preprocess import to_model_pixels
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from explorer.analysis.boxes import upsample_map
 from explorer.analysis.nearest import NearestPatches
+from explorer.boxes import upsample_map
 from explorer.models.checkpoint import ModelBundle
 from explorer.types import PrototypeRecord
 

@@ -172,7 +172,8 @@ def _torchvision_backbone(name: str) -> Callable[..., SplitBackbone]:
       ``densenet_features.DenseNet_features`` ends (1/32).
 
     DenseNet options (``growth_rate``, ``block_config``, ``num_init_features``) pass to torchvision, so
-    small test networks keep the layout.
+    small test networks keep the layout; ``final_relu=False`` leaves the ReLU out (a CaBRNet model cut
+    at ``features``).
     """
 
     def build(in_channels: int = 3, pretrained: bool = False, **options: Any) -> SplitBackbone:
@@ -192,7 +193,8 @@ def _torchvision_backbone(name: str) -> Callable[..., SplitBackbone]:
             out_channels = net.fc.in_features
         else:
             sequence = net.features
-            sequence.add_module("final_relu", nn.ReLU(inplace=False))
+            if options.get("final_relu", True):  # False: CaBRNet's cut at `features` (after norm5)
+                sequence.add_module("final_relu", nn.ReLU(inplace=False))
             features = _SequentialFeatures(sequence)
             out_channels = net.classifier.in_features
         return SplitBackbone(nn.Identity(), features, out_channels=out_channels)

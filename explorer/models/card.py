@@ -12,6 +12,7 @@ ACCURACY_LABELS = {
     "after_push": "right after push",
     "after_last_layer": "final: after push + last-layer optimisation",
     "train_after_last_layer": "final, on the training split",
+    "test": "on the test split of the ImageFolder given at import",
 }
 
 
@@ -39,31 +40,78 @@ def architecture_line(spec: ModelSpec) -> str:
     return ", ".join(parts)
 
 
+def _imported(spec: ModelSpec) -> bool:
+    return "imported_from" in spec.training
+
+
+def _data_line(spec: ModelSpec) -> str:
+    dataset = spec.dataset
+    if not dataset.get("name"):
+        return "not given (imported without `--data`: analyses over a data set need an ImageFolder)"
+    return (
+        f"`{dataset['name']}`, {dataset.get('train_images', '?')} training and "
+        f"{dataset.get('test_images', '?')} test images"
+    )
+
+
+def _accuracy_section(spec: ModelSpec) -> str:
+    if not spec.accuracy:
+        return "Not measured here (import with `--data` to measure it on the ImageFolder's test split)."
+    rows = "\n".join(
+        f"| {ACCURACY_LABELS.get(key, key)} | {value:.2%} |" for key, value in spec.accuracy.items()
+    )
+    training = spec.training
+    if _imported(spec):
+        source = "Measured at import on the test split of the ImageFolder given with `--data`."
+    else:
+        source = (
+            f"Measured by the training run itself on the full test split (seed "
+            f"{training.get('seed', '?')}, {training.get('minutes', '?')} min on 2 CPU cores, torch "
+            f"{training.get('torch', '?')})."
+        )
+    return f"| stage | accuracy |\n|---|---|\n{rows}\n\n{source}"
+
+
+SOURCE_WORDS = {
+    "push": "the original push folder (its source images and boxes)",
+    "nearest": "each prototype's nearest training patch of its own class in the ImageFolder given "
+    "with `--data` (found at import; the prototypes were not changed)",
+    "unknown": "unknown: the checkpoint came without its push folder or training data, so no source "
+    "patches are stored; re-import with `--push-dir` or `--data` to add them",
+}
+
+
 def _provenance(spec: ModelSpec) -> str:
     training = spec.training
-    if "imported_from" in training:
+    if _imported(spec):
+        notes = "".join(f"\n- {note}" for note in training.get("notes", ()))
+        sources = training.get("sources", "unknown")
         return f"""## Origin
 
 Imported from `{training["imported_from"]}` ({training.get("format", "?")} checkpoint, SHA-256
 `{str(training.get("sha256", "?"))[:16]}…`) by `python -m explorer import`; no code from the file was
 executed. Training settings are those of the tool that trained it and are not recorded here.
+
+Prototype sources: {SOURCE_WORDS.get(sources, sources)}.{notes}
 """
-    return f"""## Reproduce
+    return """## Reproduce
 
 ```
-python -m explorer train --preset {spec.model_id} --out weights/{spec.model_id}
+python -m explorer train --preset {model_id} --out weights/{model_id}
 ```
 
-The full configuration is recorded under `training` in `spec.json`."""
+The full configuration is recorded under `training` in `spec.json`. The folder is self-contained: each
+prototype's source image (`sources/`, at model-input size) and box (`projection.json`), and example test
+images per class (`examples/`), so the explorer can show the model without its training data.
+""".replace("{model_id}", spec.model_id)
 
 
 def model_card_markdown(spec: ModelSpec) -> str:
     """A README for ``weights/<model_id>/``: what it is, its data and licence, measured accuracy,
     and the command that reproduces it (or where it was imported from)."""
-    rows = "\n".join(
-        f"| {ACCURACY_LABELS.get(key, key)} | {value:.2%} |" for key, value in spec.accuracy.items()
+    licence = spec.licence or (
+        "Not stated: an imported checkpoint carries its owner's licence." if _imported(spec) else ""
     )
-    dataset = spec.dataset
     return f"""# {spec.title}
 
 {spec.description}
@@ -71,31 +119,14 @@ def model_card_markdown(spec: ModelSpec) -> str:
 - Classes ({spec.num_classes}): {", ".join(spec.class_names)}
 - Architecture: {architecture_line(spec)}
 - Input: {spec.input_size[0]}×{spec.input_size[1]}, {"grey" if spec.grey_input else "RGB"}, normalised with mean {list(spec.mean)}, std {list(spec.std)}
-- Data: `{dataset.get("name", "?")}`, {dataset.get("train_images", "?")} training and {dataset.get("test_images", "?")} test images
+- Data: {_data_line(spec)}
 
 ## Licence
 
-{spec.licence}
+{licence}
 
 ## Measured test accuracy
 
-| stage | accuracy |
-|---|---|
-{rows}
+{_accuracy_section(spec)}
 
-{_accuracy_source(spec)}
-
-{_provenance(spec)} The folder is self-contained: each
-prototype's source image (`sources/`, at model-input size) and box (`projection.json`), and example test
-images per class (`examples/`), so the explorer can show the model without its training data.
-"""
-
-
-def _accuracy_source(spec: ModelSpec) -> str:
-    training = spec.training
-    if "imported_from" in training:
-        return "Measured at import on the test split given with `--data` (none given: no figure)."
-    return (
-        f"Measured by the training run itself on the full test split (seed {training.get('seed', '?')}, "
-        f"{training.get('minutes', '?')} min on 2 CPU cores, torch {training.get('torch', '?')})."
-    )
+{_provenance(spec)}"""

@@ -84,6 +84,23 @@ def add_on_layers(in_channels: int, widths: Sequence[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def add_on_from_layout(in_channels: int, layout: Sequence[str]) -> nn.Sequential:
+    """An add-on of another layout, layer by layer (see ``ArchitectureSpec.add_on_layout``): ``conv:W``
+    (1x1 conv with bias), ``conv:W:nobias``, ``relu``, ``sigmoid``; indices are the layers' positions."""
+    layers: list[nn.Module] = []
+    channels = in_channels
+    for layer in layout:
+        if layer.startswith("conv:"):
+            _, width, *flags = layer.split(":")
+            layers.append(
+                nn.Conv2d(channels, int(width), kernel_size=1, bias="nobias" not in flags)
+            )
+            channels = int(width)
+        else:
+            layers.append(nn.ReLU() if layer == "relu" else nn.Sigmoid())
+    return nn.Sequential(*layers)
+
+
 class ProtoPNet(nn.Module):
     """A ProtoPNet built from a :class:`ModelSpec`; satisfies :class:`PrototypeModel`."""
 
@@ -98,7 +115,10 @@ class ProtoPNet(nn.Module):
             arch.backbone, spec.channels, arch.backbone_options, pretrained=pretrained_backbone
         )
         dim = arch.prototype_dim
-        self.add_on = add_on_layers(self.features.out_channels, arch.add_on_widths or (dim,))
+        if arch.add_on_layout is not None:
+            self.add_on = add_on_from_layout(self.features.out_channels, arch.add_on_layout)
+        else:
+            self.add_on = add_on_layers(self.features.out_channels, arch.add_on_widths or (dim,))
         num_prototypes = spec.num_prototypes
         self.prototype_vectors = nn.Parameter(torch.rand(num_prototypes, dim, 1, 1))
         classes = torch.tensor(spec.prototype_classes, dtype=torch.long)
@@ -112,7 +132,8 @@ class ProtoPNet(nn.Module):
         for module in self.add_on.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
         self.reset_last_layer()
 
     def reset_last_layer(self) -> None:

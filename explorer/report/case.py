@@ -17,11 +17,8 @@ import numpy as np
 import plotly.graph_objects as go
 from PIL import Image
 
-from explorer.analysis.attribute_report import match_attributes
-from explorer.analysis.attribute_sets import MODES
+from explorer import ATTRIBUTE_MODES, Explanation, Explorer
 from explorer.analysis.attributes import ranking
-from explorer.analysis.explanation import Explanation
-from explorer.api import Explorer
 from explorer.images import as_rgb, load_image
 from explorer.viz.figures import evidence_figure, evidence_terms
 from explorer.viz.heatmaps import ACTIVATION_COLORMAP, ATTRIBUTION_COLORMAP, overlay, shared_scale
@@ -250,7 +247,6 @@ def _evidence(x: Explanation) -> Evidence:
 
 
 def _pairs(explorer: Explorer, x: Explanation, model_id: str) -> tuple[PairReport, ...]:
-    bundle = explorer.bundle(model_id)
     names = x.class_names
     size = x.activations.input_size
     out = []
@@ -265,9 +261,10 @@ def _pairs(explorer: Explorer, x: Explanation, model_id: str) -> tuple[PairRepor
             f"most like the prototype, at the {where}; similarity {pair.similarity:.2f}.",
         )
         source_picture = None
-        if bundle.projection:
+        source = explorer.source_image(pair.prototype, model_id)
+        if source is not None:
             source_picture = Picture.from_array(
-                boxed_picture(bundle.source_image(pair.prototype), pair.source_box),
+                boxed_picture(source, pair.source_box),
                 f"Prototype {pair.prototype}'s source training image (class {cls}) with a yellow "
                 f"box around the patch the prototype was taken from.",
             )
@@ -334,13 +331,12 @@ def _attribution(x: Explanation) -> AttributionReport | None:
 def _attributes(
     explorer: Explorer, rgb: np.ndarray, model_id: str, pairs: tuple[PairReport, ...], mode: str
 ) -> tuple[AttributeReport, ...]:
-    # Explorer.match_attributes, with the image's local explanation (all prototypes in one batched
-    # forward) computed once for every pair instead of once per pair.
-    local = explorer.local_attributes(rgb, model_id, mode)
-    stored = explorer.stored_global_attributes(model_id, mode)
+    # the image's local explanation (all prototypes in one batched forward) once for every pair
+    matches = explorer.match_attributes_many(
+        rgb, [pair.prototype for pair in pairs], model_id, mode
+    )
     out = []
-    for pair in pairs:
-        match = match_attributes(local, pair.prototype, pair.prototype_class, stored)
+    for pair, match in zip(pairs, matches, strict=True):
         keep = [n not in match.not_applicable for n in match.names]
         phi = ranking(
             np.asarray(match.local)[keep], [n for n, k in zip(match.names, keep, strict=True) if k]
@@ -407,10 +403,10 @@ def build_case(
     """
     if top_k < 1:
         raise ValueError(f"top_k must be at least 1, not {top_k}")
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
-    bundle = explorer.bundle(model_id)
-    model_id = bundle.spec.model_id
+    if mode not in ATTRIBUTE_MODES:
+        raise ValueError(f"mode must be one of {ATTRIBUTE_MODES}, not {mode!r}")
+    spec = explorer.spec(model_id)
+    model_id = spec.model_id
     rgb = load_image(image)
     method = None if attribution in (None, "none") else attribution
     off = set(disabled or ())
@@ -426,12 +422,12 @@ def build_case(
     picture = Picture.from_array(
         enlarge(as_rgb(x.pixels), DISPLAY_SIDE),
         f"The input image {source} as the model sees it ({width}×{height} pixels"
-        f"{', grey' if bundle.spec.channels == 1 or bundle.spec.grey_input else ''}).",
+        f"{', grey' if spec.channels == 1 or spec.grey_input else ''}).",
     )
     return CaseReport(
         model_id=model_id,
-        title=bundle.spec.title,
-        content_hash=bundle.content_hash,
+        title=spec.title,
+        content_hash=explorer.content_hash(model_id),
         date=utc_date(now),
         source_name=source,
         class_names=tuple(x.class_names),

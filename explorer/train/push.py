@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import torch
 
-from explorer.analysis.boxes import high_activation_box, upsample_map
+from explorer.boxes import high_activation_box, upsample_map
 from explorer.models.protopnet import ProtoPNet, similarity_from_distance, squared_distances
 
 

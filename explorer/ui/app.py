@@ -6,7 +6,7 @@ import sys
 
 import gradio as gr
 
-from explorer.api import Explorer
+from explorer import Explorer
 from explorer.auth import Credentials
 from explorer.images import MAX_BYTES
 from explorer.ui.choices import prototype_index
@@ -22,7 +22,7 @@ TITLE = "Prototype explanation explorer"
 
 def model_card(explorer: Explorer, model_id: str) -> str:
     """One line about the model under the selector."""
-    info = next(i for i in explorer.models() if i.model_id == model_id)
+    info = explorer.model_info(model_id)
     accuracy = info.accuracy.get("after_last_layer")
     shown = f"{accuracy:.1%}" if accuracy is not None else "not recorded"
     return (

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from explorer.api import Explorer
+from explorer import Explorer
 
 STRONGEST = "strongest match"
 
 
 def prototype_choices(explorer: Explorer, model_id: str) -> list[str]:
     """``strongest match`` then ``P<j> · <class>`` for every prototype."""
-    bundle = explorer.bundle(model_id)
-    names = bundle.spec.class_names
-    return [
-        STRONGEST,
-        *(f"P{j} · {names[c]}" for j, c in enumerate(bundle.model.prototype_classes)),
-    ]
+    return [STRONGEST, *explorer.prototype_labels(model_id)]
 
 
 def prototype_index(choice: str | None) -> int | None:

@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import gradio as gr
 
-from explorer.analysis.attributes import (
+from explorer import (
+    ATTRIBUTE_MODES,
     LOCAL_RELATIVE_READING,
     RELATIVE_READING,
+    SPLITS,
     WHY_RAW_FAVOURS_CONTRAST,
+    Explorer,
+    ExplorerError,
 )
-from explorer.api import SPLITS, Explorer
-from explorer.errors import ExplorerError
 from explorer.ui.choices import prototype_index
 from explorer.viz.figures import attribute_figure, dose_figure
 from explorer.viz.text import describe_figure
 
-MODES = ["reference", "disentangled"]
+MODES = list(ATTRIBUTE_MODES)
 READINGS = ["reference (raw, as the paper)", "relative (percentile of its share among prototypes)"]
 MODE_HELP = (
     "**Modification sets** — *reference*: the paper's exact settings (hue 0.1, contrast 0.45, "

@@ -9,11 +9,8 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from explorer.analysis.explanation import Explanation
-from explorer.api import Explorer
-from explorer.errors import ExplorerError
+from explorer import Explanation, Explorer, ExplorerError
 from explorer.images import as_rgb
-from explorer.models.checkpoint import example_class, read_png
 from explorer.report import build_case, write_reports
 from explorer.ui.choices import STRONGEST, prototype_choices, prototype_index, required_prototype
 from explorer.ui.components import UploadedImage, shown_picture
@@ -42,21 +39,15 @@ TABLE_HEADERS = [
 ]
 
 
-def example_images(explorer: Explorer, model_id: str) -> list[tuple[np.ndarray, str]]:
-    """The model's bundled test images, captioned with their true class."""
-    bundle = explorer.bundle(model_id)
-    return [(read_png(p), bundle.spec.class_names[example_class(p)]) for p in bundle.examples()]
-
-
 def class_choices(explorer: Explorer, model_id: str) -> list[str]:
-    return [PREDICTED, *explorer.bundle(model_id).spec.class_names]
+    return [PREDICTED, *explorer.class_names(model_id)]
 
 
 def _class_index(explorer: Explorer, model_id: str, choice: str | None) -> int | None:
     """The class a dropdown entry names; ``None`` for the predicted class."""
     if not choice or choice == PREDICTED:
         return None
-    names = explorer.bundle(model_id).spec.class_names
+    names = explorer.class_names(model_id)
     if choice not in names:
         raise ValueError(
             f"model '{model_id}' has no class '{choice}' (classes: {', '.join(names)})"
@@ -152,7 +143,7 @@ def build_explain_tab(
             )  # fmt: skip
             run = gr.Button("Explain", variant="primary")
             examples = gr.Gallery(
-                value=example_images(explorer, default) if default else [],
+                value=explorer.examples(default) if default else [],
                 label="Examples from the test split (click one)",
                 columns=6, height=200, allow_preview=False,
             )  # fmt: skip
@@ -235,9 +226,8 @@ def build_explain_tab(
                 disabled=disabled,
             )  # fmt: skip
             prefix = what_if_text(explorer, model_id, path, x, disabled) if what_if_on else ""
-            sources = explorer.bundle(model_id)
             gallery = [
-                (pair_picture(x, p, sources.source_image(p.prototype) if sources.projection else None, cmap),
+                (pair_picture(x, p, explorer.source_image(p.prototype, model_id), cmap),
                  pair_caption(x, p))
                 for p in x.pairs
             ]  # fmt: skip
@@ -305,7 +295,7 @@ def build_explain_tab(
         return [str(html), str(pdf)]
 
     def pick_example(model_id: str, event: gr.SelectData) -> np.ndarray:
-        return read_png(explorer.bundle(model_id).examples()[event.index])
+        return explorer.example_image(event.index, model_id)
 
     inputs = [image, model, top_k, ranked_by, target, colormap, what_if]
     outputs = [summary, probabilities, evidence, table, pairs, post_hoc, own, note]
@@ -319,9 +309,11 @@ def build_explain_tab(
         number = caption.split(" ", 1)[0].removeprefix("P")
         if not number.isdigit():
             raise gr.Error("Pick the prototype from the list below instead.")
-        bundle = explorer.bundle(model_id)
+        labels = explorer.prototype_labels(model_id)
         j = int(number)
-        return f"P{j} · {bundle.spec.class_names[bundle.model.prototype_classes[j]]}"
+        if j >= len(labels):
+            raise gr.Error("Pick the prototype from the list below instead.")
+        return labels[j]
 
     pairs.select(pick_pair, [model], prototype, api_name=False)
     image.upload(explain, inputs, outputs, api_name=False)
@@ -352,7 +344,7 @@ def build_explain_tab(
     def reset(model_id: str):
         choices = class_choices(explorer, model_id)
         return (
-            example_images(explorer, model_id), None, "Model changed: upload or pick an image.",
+            explorer.examples(model_id), None, "Model changed: upload or pick an image.",
             None, None, None, None, None, None, None, None,
             gr.update(choices=choices, value=PREDICTED), gr.update(choices=choices[1:], value=None),
             gr.update(choices=prototype_choices(explorer, model_id), value=STRONGEST),

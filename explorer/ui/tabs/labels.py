@@ -9,10 +9,7 @@ from typing import Any
 
 import gradio as gr
 
-from explorer.api import Explorer
-from explorer.errors import ExplorerError
-from explorer.labels import exchange
-from explorer.labels.store import REASONS, VERDICTS, LabelEvent
+from explorer import REASONS, VERDICTS, Explorer, ExplorerError, LabelEvent
 from explorer.ui.identity import reviewer_name
 
 SHORTCUTS = {"valid": "v", "misleading": "m", "unsure": "u", "redundant": "r"}
@@ -146,7 +143,7 @@ def event_rows(events: list[LabelEvent]) -> list[list[Any]]:
 def build_labels_tab(explorer: Explorer, model: gr.Dropdown) -> None:
     gr.Markdown(
         "Every label is kept: the history is append-only (undo appends a reversal), stored in SQLite "
-        f"at `{explorer.labels.path}`."
+        f"at `{explorer.labels_path}`."
     )
     with gr.Row():
         verdict = gr.Dropdown([ANY, *VERDICTS], value=ANY, label="Verdict")
@@ -202,26 +199,18 @@ def build_labels_tab(explorer: Explorer, model: gr.Dropdown) -> None:
 
     def export(model_id, what):
         folder = Path(tempfile.mkdtemp(prefix="labels-"))
-        bundle = explorer.bundle(model_id)
         try:
             if what.startswith("current"):
                 path = folder / f"{model_id}-labels.csv"
-                exchange.export_current_csv(explorer.labels, path, bundle.content_hash)
+                explorer.export_labels(path, model_id, format="csv", history=False)
             elif what.endswith("(CSV)"):
                 path = folder / f"{model_id}-label-history.csv"
-                exchange.export_history_csv(explorer.labels, path, bundle.content_hash)
+                explorer.export_labels(path, model_id, format="csv", history=True)
             elif what.endswith("(JSON)"):
                 path = folder / f"{model_id}-label-history.json"
-                exchange.export_json(explorer.labels, path, bundle.content_hash, history=True)
+                explorer.export_labels(path, model_id, format="json", history=True)
             else:
-                nearest = (
-                    explorer.nearest(model_id, "train")
-                    if explorer.has_nearest(model_id, "train")
-                    else None
-                )
-                exchange.export_protopdebug(
-                    explorer.labels, bundle, folder / "protopdebug", nearest
-                )
+                explorer.export_protopdebug(folder / "protopdebug", model_id)
                 path = Path(
                     shutil.make_archive(
                         str(folder / f"{model_id}-protopdebug"), "zip", folder / "protopdebug"
@@ -236,9 +225,7 @@ def build_labels_tab(explorer: Explorer, model: gr.Dropdown) -> None:
             raise gr.Error("Choose a CSV or JSON file exported by the explorer.")
         path = Path(file if isinstance(file, str) else file.name)
         try:
-            added = (
-                exchange.import_json if path.suffix.lower() == ".json" else exchange.import_csv
-            )(explorer.labels, path)
+            added = explorer.import_labels(path)
         except (ExplorerError, ValueError) as error:
             raise gr.Error(str(error)) from None
         return f"Imported {added} new events (events already present are skipped)."

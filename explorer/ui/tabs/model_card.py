@@ -6,19 +6,18 @@ from functools import partial
 
 import gradio as gr
 
-from explorer.api import SPLITS, Explorer
-from explorer.models.card import model_card_markdown
+from explorer import ATTRIBUTE_MODES, SPLITS, Explorer
 
 
 def card_text(explorer: Explorer, model_id: str) -> str:
     """The model's card (from its spec) followed by the status of its stored analyses."""
-    bundle = explorer.bundle(model_id)
-    lines = [model_card_markdown(bundle.spec), "## In this explorer", ""]
-    lines.append(f"- Folder: `{bundle.folder}`; content hash `{bundle.content_hash}`")
+    lines = [explorer.model_card(model_id), "## In this explorer", ""]
+    folder = explorer.model_info(model_id).folder
+    lines.append(f"- Folder: `{folder}`; content hash `{explorer.content_hash(model_id)}`")
     for split in SPLITS:
         done = "stored" if explorer.has_nearest(model_id, split) else "not computed"
         lines.append(f"- Nearest patches, {split} split: {done}")
-    for mode in ("reference", "disentangled"):
+    for mode in ATTRIBUTE_MODES:
         for split in SPLITS:
             done = (
                 "stored"

@@ -5,39 +5,38 @@ from __future__ import annotations
 import gradio as gr
 import numpy as np
 
-from explorer.analysis.boxes import upsample_map
-from explorer.analysis.nearest import NearestPatches
-from explorer.analysis.prototypes import PrototypeView
-from explorer.api import SPLITS, Explorer
-from explorer.errors import ExplorerError
+from explorer import (
+    SPLITS,
+    Explorer,
+    ExplorerError,
+    NearestPatches,
+    PrototypeView,
+    upsample_map,
+)
 from explorer.ui.choices import required_prototype
 from explorer.ui.components import shown_picture
 from explorer.ui.tabs.attributes import build_prototype_section
 from explorer.ui.tabs.labels import build_label_controls
+from explorer.ui.thumbnails import prototype_thumbnail
 from explorer.viz.figures import weights_figure
-from explorer.viz.overlays import enlarge
-from explorer.viz.pairs import activation_picture, boxed_picture, crop
+from explorer.viz.pairs import activation_picture, boxed_picture
 from explorer.viz.text import describe_figure
 
 ALL_CLASSES = "all classes"
-CROP_SIDE = 96
 
 
 def prototype_grid(explorer: Explorer, model_id: str, class_filter: str) -> tuple[list, list[int]]:
     """Source-patch crops of the prototypes of one class (or all), and their indices."""
-    bundle = explorer.bundle(model_id)
-    names = bundle.spec.class_names
-    classes = bundle.model.prototype_classes
+    names = explorer.class_names(model_id)
+    classes = explorer.prototype_classes(model_id)
     chosen = [
-        j for j in range(bundle.spec.num_prototypes)
+        j for j in range(len(classes))
         if class_filter in (None, ALL_CLASSES) or names[classes[j]] == class_filter
     ]  # fmt: skip
-    if not bundle.projection:
+    if not explorer.has_sources(model_id):
         return [], chosen
-    items = [
-        (enlarge(crop(bundle.source_image(j), bundle.projection[j].box), CROP_SIDE), f"P{j} · {names[classes[j]]}")
-        for j in chosen
-    ]  # fmt: skip
+    labels = explorer.prototype_labels(model_id)
+    items = [(prototype_thumbnail(explorer, model_id, j), labels[j]) for j in chosen]
     return items, chosen
 
 
@@ -59,7 +58,7 @@ def nearest_gallery(
 
 
 def detail_text(explorer: Explorer, model_id: str, view: PrototypeView) -> str:
-    names = explorer.bundle(model_id).spec.class_names
+    names = explorer.class_names(model_id)
     record = view.record
     lines = [
         f"### Prototype {view.index} — class *{names[view.class_index]}*",
@@ -83,7 +82,7 @@ def detail_text(explorer: Explorer, model_id: str, view: PrototypeView) -> str:
 def build_prototypes_tab(explorer: Explorer, model: gr.Dropdown, reviewer: gr.Textbox) -> gr.Number:
     """Lays out the tab and wires its events; returns the number of the prototype on show."""
     default = explorer.default_model
-    names = list(explorer.bundle(default).spec.class_names) if default else []
+    names = list(explorer.class_names(default)) if default else []
     with gr.Row():
         class_filter = gr.Dropdown(
             [ALL_CLASSES, *names], value=ALL_CLASSES, label="Show prototypes of"
@@ -124,15 +123,15 @@ def build_prototypes_tab(explorer: Explorer, model: gr.Dropdown, reviewer: gr.Te
             view = explorer.prototype(int(prototype), model_id)
         except (ExplorerError, ValueError) as error:
             raise gr.Error(str(error)) from None
-        bundle = explorer.bundle(model_id)
-        weights_chart = weights_figure(view.weights, bundle.spec.class_names, view.index)
+        names = explorer.class_names(model_id)
+        weights_chart = weights_figure(view.weights, names, view.index)
         return (
             detail_text(explorer, model_id, view) + "\n\n" + describe_figure(weights_chart),
             boxed_picture(view.source, view.record.box),
             activation_picture(view.source, view.self_activation, view.record.box),
             weights_chart,
-            nearest_gallery(view, "train", bundle.spec.class_names),
-            nearest_gallery(view, "test", bundle.spec.class_names),
+            nearest_gallery(view, "train", names),
+            nearest_gallery(view, "test", names),
         )
 
     def compute_nearest(model_id: str, prototype: float | None, progress=gr.Progress()):  # noqa: B008 (Gradio's pattern)
@@ -161,7 +160,7 @@ def build_prototypes_tab(explorer: Explorer, model: gr.Dropdown, reviewer: gr.Te
     show.click(show_prototype, [model, number], outputs, api_name="prototype")
 
     def step(model_id: str, current: float | None, delta: int) -> int:
-        total = explorer.bundle(model_id).spec.num_prototypes
+        total = explorer.num_prototypes(model_id)
         return (int(current or 0) + delta) % total
 
     for button, delta in ((previous, -1), (following, 1)):
@@ -177,7 +176,7 @@ def build_prototypes_tab(explorer: Explorer, model: gr.Dropdown, reviewer: gr.Te
 
     def reset(model_id: str):
         items, ids = prototype_grid(explorer, model_id, ALL_CLASSES)
-        classes = [ALL_CLASSES, *explorer.bundle(model_id).spec.class_names]
+        classes = [ALL_CLASSES, *explorer.class_names(model_id)]
         return (
             gr.update(choices=classes, value=ALL_CLASSES),
             items,

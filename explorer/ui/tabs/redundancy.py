@@ -7,16 +7,11 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from explorer.analysis.redundancy import DEFAULT_THRESHOLD, RedundancyReport, prune_plan
-from explorer.analysis.whatif import WhatIf
-from explorer.api import Explorer
-from explorer.errors import ExplorerError
+from explorer import DEFAULT_THRESHOLD, Explorer, ExplorerError, RedundancyReport, WhatIf
+from explorer.ui.thumbnails import prototype_thumbnail
 from explorer.viz.figures import redundancy_heatmap
-from explorer.viz.overlays import enlarge
-from explorer.viz.pairs import crop
 from explorer.viz.text import describe_figure
 
-CROP_SIDE = 96
 CLUSTER_HEADERS = ["cluster", "members", "classes", "within distance", "suggestion", "why"]
 CLASS_HEADERS = ["class", "accuracy before", "accuracy after"]
 
@@ -32,16 +27,14 @@ def cluster_rows(report: RedundancyReport, names: tuple[str, ...]) -> list[list[
 def cluster_crops(
     explorer: Explorer, model_id: str, report: RedundancyReport
 ) -> list[tuple[np.ndarray, str]]:
-    bundle = explorer.bundle(model_id)
-    if not bundle.projection:
+    if not explorer.has_sources(model_id):
         return []
-    names = bundle.spec.class_names
+    labels = explorer.prototype_labels(model_id)
     return [
-        (enlarge(crop(bundle.source_image(j), bundle.projection[j].box), CROP_SIDE),
-         f"cluster {i} · P{j} · {names[bundle.projection[j].class_index]}")
+        (prototype_thumbnail(explorer, model_id, j), f"cluster {i} · {labels[j]}")
         for i, c in enumerate(report.clusters, start=1)
         for j in c.members
-    ]  # fmt: skip
+    ]
 
 
 def what_if_text(result: WhatIf, what: str) -> str:
@@ -114,11 +107,12 @@ def build_redundancy_tab(explorer: Explorer, model: gr.Dropdown) -> None:
             )  # fmt: skip
         except (ExplorerError, ValueError) as error:
             raise gr.Error(str(error)) from None
-        bundle = explorer.bundle(model_id)
-        names = bundle.spec.class_names
-        labels = [f"P{j} ({names[c]})" for j, c in enumerate(bundle.model.prototype_classes)]
+        names = explorer.class_names(model_id)
         figure = redundancy_heatmap(
-            report.distances.combined, report.order, [c.members for c in report.clusters], labels
+            report.distances.combined,
+            report.order,
+            [c.members for c in report.clusters],
+            list(explorer.prototype_labels(model_id)),
         )
         removed = sum(len(v) for v in report.plan.values())
         text = f"{len(report.clusters)} clusters at threshold {report.threshold:.2f} ({', '.join(f'{v} {w:.2f}' for v, w in report.distances.weights.items())})."
@@ -132,9 +126,8 @@ def build_redundancy_tab(explorer: Explorer, model: gr.Dropdown) -> None:
     def compute_what_if(
         model_id: str, cut: float, disabled_text: str, cluster_number: float | None
     ):
-        bundle = explorer.bundle(model_id)
         try:
-            disabled = parse_prototypes(disabled_text, bundle.spec.num_prototypes)
+            disabled = parse_prototypes(disabled_text, explorer.num_prototypes(model_id))
             merges: dict[int, list[int]] = {}
             what = []
             if cluster_number:  # 0 or empty: no merge
@@ -144,8 +137,7 @@ def build_redundancy_tab(explorer: Explorer, model: gr.Dropdown) -> None:
                         f"there are {len(report.clusters)} clusters: choose 1 to {len(report.clusters)}"
                     )
                 cluster = report.clusters[int(cluster_number) - 1]
-                weight = bundle.model.last_layer_weight.detach().numpy()
-                merges = prune_plan([cluster], weight, every_cluster=True)
+                merges = explorer.prune_plan([cluster], model_id)
                 keep = next(iter(merges))
                 what.append(f"cluster {int(cluster_number)} merged into P{keep}")
             if disabled:
@@ -157,7 +149,7 @@ def build_redundancy_tab(explorer: Explorer, model: gr.Dropdown) -> None:
             raise gr.Error(str(error)) from None
         text = "; ".join(what)
         return what_if_text(result, text[0].upper() + text[1:]), class_rows(
-            result, bundle.spec.class_names
+            result, explorer.class_names(model_id)
         )
 
     find.click(
