@@ -103,6 +103,11 @@ class ModelInfo:
             licence=spec.licence,
         )
 
+    @property
+    def test_accuracy(self) -> float | None:
+        """The final test accuracy: after the last training stage, or measured at import."""
+        return self.accuracy.get("after_last_layer", self.accuracy.get("test"))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "model_id": self.model_id,

@@ -498,3 +498,10 @@ def test_the_legacy_rewrites_helper_cannot_be_named_by_a_file(tmp_path: Path) ->
         _assert_refused(
             path, tmp_path / "out", r"references .*explorer\.models\.importers\.safe_pickle"
         )
+
+
+def test_the_model_card_words_every_kind_of_prototype_source() -> None:
+    from explorer.models.card import SOURCE_WORDS
+    from explorer.models.importers.sources import NEAREST, PUSH, UNKNOWN
+
+    assert set(SOURCE_WORDS) == {NEAREST, PUSH, UNKNOWN}

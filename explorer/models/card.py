@@ -72,9 +72,9 @@ def _accuracy_section(spec: ModelSpec) -> str:
     return f"| stage | accuracy |\n|---|---|\n{rows}\n\n{source}"
 
 
-SOURCE_WORDS = {
-    "push": "the original push folder (its source images and boxes)",
-    "nearest": "each prototype's nearest training patch of its own class in the ImageFolder given "
+SOURCE_WORDS = {  # by the kinds of explorer.models.importers.sources
+    "push folder": "the original push folder (its source images and boxes)",
+    "nearest training patch": "each prototype's nearest training patch of its own class in the ImageFolder given "
     "with `--data` (found at import; the prototypes were not changed)",
     "unknown": "unknown: the checkpoint came without its push folder or training data, so no source "
     "patches are stored; re-import with `--push-dir` or `--data` to add them",

@@ -23,7 +23,7 @@ TITLE = "Prototype explanation explorer"
 def model_card(explorer: Explorer, model_id: str) -> str:
     """One line about the model under the selector."""
     info = explorer.model_info(model_id)
-    accuracy = info.accuracy.get("after_last_layer")
+    accuracy = info.test_accuracy
     shown = f"{accuracy:.1%}" if accuracy is not None else "not recorded"
     return (
         f"**{info.title}** — {len(info.class_names)} classes, {info.num_prototypes} prototypes, "
