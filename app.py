@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
@@ -26,9 +27,13 @@ parser.add_argument(
     "FILE); labels are then attributed to the logged-in user",
 )
 args = parser.parse_args()
+# warnings (e.g. a model folder skipped because its spec.json cannot be read) go to stderr
+logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 try:
     explorer = Explorer([WEIGHTS_DIR, *args.models], default_model=args.model)
     credentials = Credentials.load(args.auth) if args.auth else None
-except ExplorerError as error:
+    # Building the app loads the default model (weights, examples): a bad one ends here too, as
+    # does a port already in use (OSError), with one line instead of a traceback.
+    launch(explorer, host=args.host, port=args.port, credentials=credentials)
+except (ExplorerError, OSError) as error:
     sys.exit(f"error: {error}")
-launch(explorer, host=args.host, port=args.port, credentials=credentials)

@@ -29,7 +29,7 @@ from explorer.analysis.whatif import WhatIf
 from explorer.api import ATTRIBUTE_MODES, LABEL_FORMATS, SPLITS, Explorer, ModelInfo
 from explorer.boxes import upsample_map
 from explorer.errors import BadImageError, CheckpointError, ExplorerError, UnknownModelError
-from explorer.labels.store import REASONS, VERDICTS, LabelError, LabelEvent
+from explorer.labels.store import REASONS, VERDICTS, LabelError, LabelEvent, LabelImport
 from explorer.models.checkpoint import ModelBundle, load_model, save_model
 from explorer.models.importers import ImportReport
 from explorer.spec import ModelSpec
@@ -57,6 +57,7 @@ __all__ = [
     "ImportReport",
     "LabelError",
     "LabelEvent",
+    "LabelImport",
     "LocalAttributes",
     "MatchAttributes",
     "ModelBundle",

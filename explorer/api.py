@@ -10,6 +10,7 @@ default model) and passes the loaded :class:`~explorer.models.checkpoint.ModelBu
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -58,7 +59,7 @@ from explorer.data import ImageSet, load_split
 from explorer.errors import CheckpointError, ExplorerError, UnknownModelError
 from explorer.images import load_image
 from explorer.labels import exchange
-from explorer.labels.store import LabelError, LabelEvent, LabelStore
+from explorer.labels.store import LabelEvent, LabelImport, LabelStore
 from explorer.models.card import model_card_markdown
 from explorer.models.checkpoint import SPEC_FILE, ModelBundle, example_class, load_model, read_png
 from explorer.models.importers import ImportReport
@@ -66,6 +67,7 @@ from explorer.models.importers import import_checkpoint as import_checkpoint_fil
 from explorer.models.preprocess import forward_batch_size
 from explorer.spec import ModelSpec
 from explorer.types import Prediction, PrototypeEvidence
+from explorer.validation import prototype_index, whole_number
 from explorer.viz.pairs import crop
 
 log = logging.getLogger(__name__)
@@ -125,12 +127,27 @@ def _check_split(split: str) -> None:
         raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
 
 
-def _check_prototype(bundle: ModelBundle, prototype: int) -> int:
-    """``prototype`` as an int, or a ValueError naming the model's range."""
-    count = bundle.spec.num_prototypes
-    if not 0 <= int(prototype) < count:
-        raise ValueError(f"prototype {prototype} is out of range (0..{count - 1})")
-    return int(prototype)
+def _check_prototype(bundle: ModelBundle, prototype: object) -> int:
+    """``prototype`` as an int, or an InputError (a ValueError) naming the model's range: every
+    method taking a prototype number checks it here (2.5 is refused, never read as 2)."""
+    return prototype_index(prototype, bundle.spec.num_prototypes)
+
+
+def _explain_options(bundle: ModelBundle, options: dict[str, Any]) -> dict[str, Any]:
+    """:meth:`Explorer.explain`'s numeric options checked against the model (the rest are checked
+    where they are used)."""
+    checked = dict(options)
+    if "top_k" in checked:
+        checked["top_k"] = whole_number(checked["top_k"], "top_k", minimum=1)
+    if checked.get("class_index") is not None:
+        checked["class_index"] = whole_number(
+            checked["class_index"], "class index", minimum=0, maximum=bundle.spec.num_classes - 1
+        )
+    if checked.get("attribution_prototype") is not None:
+        checked["attribution_prototype"] = _check_prototype(
+            bundle, checked["attribution_prototype"]
+        )
+    return checked
 
 
 def _train_config(
@@ -175,31 +192,45 @@ class Explorer:
 
     def __init__(
         self,
-        model_dirs: Sequence[str | Path] = (WEIGHTS_DIR,),
+        model_dirs: str | Path | Sequence[str | Path] = (WEIGHTS_DIR,),
         default_model: str | None = None,
         max_loaded: int = MAX_LOADED_MODELS,
-        cache_root: Path | None = None,
-        label_path: Path | None = None,
+        cache_root: str | Path | None = None,
+        label_path: str | Path | None = None,
     ) -> None:
+        """Registers the model folders in ``model_dirs`` (each a model folder or a folder of them;
+        one path alone is one folder); paths may be ``str`` or ``Path``.
+
+        A model folder inside a folder of folders whose ``spec.json`` cannot be read is skipped with
+        a warning (see :attr:`skipped_folders`); a model folder named directly must be readable.
+
+        Raises:
+            CheckpointError: a model folder named directly has a bad ``spec.json``.
+            UnknownModelError: ``default_model`` is not among the registered models.
+        """
         self._folders: dict[str, Path] = {}
         self._loaded: OrderedDict[str, ModelBundle] = OrderedDict()
         self._max_loaded = max_loaded
         self._lock = threading.Lock()
         self._analysis_lock = threading.Lock()
         self._grids: dict[str, tuple[int, int]] = {}
-        self._label_path = label_path
+        self._label_path = None if label_path is None else Path(label_path)
         self._labels: LabelStore | None = None
-        for root in model_dirs:
-            root = Path(root)
+        self.skipped_folders: dict[Path, str] = {}
+        if isinstance(model_dirs, str | os.PathLike):
+            model_dirs = (model_dirs,)
+        for root in map(Path, model_dirs):
             if (root / SPEC_FILE).is_file():
                 self._register(root)
             elif root.is_dir():
                 for folder in sorted(p for p in root.iterdir() if (p / SPEC_FILE).is_file()):
-                    self._register(folder)
-        self.cache_root = cache_root or default_cache_dir()
+                    self._register_or_skip(folder)
+        self.cache_root = Path(cache_root) if cache_root is not None else default_cache_dir()
         if default_model and default_model not in self._folders:
             known = ", ".join(self._folders) or "none"
-            raise UnknownModelError(f"unknown model '{default_model}' (available: {known})")
+            raise UnknownModelError(
+                f"unknown model '{default_model}' (available: {known}){self._skipped_note()}"
+            )
         self.default_model = default_model or (
             DEFAULT_MODEL if DEFAULT_MODEL in self._folders else next(iter(self._folders), "")
         )
@@ -213,6 +244,22 @@ class Explorer:
             self._folders[spec.model_id] = folder
             self._loaded.pop(spec.model_id, None)
         return ModelInfo.from_spec(spec, folder)
+
+    def _register_or_skip(self, folder: Path) -> None:
+        """Registers one folder of a folder of folders; one that cannot be read is logged and
+        remembered in :attr:`skipped_folders` instead, so the others are still served."""
+        try:
+            self._register(folder)
+        except ExplorerError as error:
+            log.warning("skipped model folder %s: %s", folder, error)
+            self.skipped_folders[folder] = str(error)
+
+    def _skipped_note(self) -> str:
+        if not self.skipped_folders:
+            return ""
+        return "; skipped: " + "; ".join(
+            f"{folder} ({reason})" for folder, reason in self.skipped_folders.items()
+        )
 
     def _folder(self, model_id: str | None) -> tuple[str, Path]:
         """The model id (the default model for ``None``) and its folder.
@@ -316,7 +363,9 @@ class Explorer:
         true class name."""
         bundle = self.bundle(model_id)
         names = bundle.spec.class_names
-        return [(read_png(path), names[example_class(path)]) for path in bundle.examples()]
+        return [
+            (read_png(path), names[example_class(path, len(names))]) for path in bundle.examples()
+        ]
 
     def example_image(self, index: int, model_id: str | None = None) -> np.ndarray:
         """One bundled example image (RGB uint8), by its position in :meth:`examples`.
@@ -565,6 +614,7 @@ class Explorer:
         """One prototype's global explanation on the stored splits (compute them first with
         :meth:`global_attributes` or ``python -m explorer analyse``)."""
         bundle = self.bundle(model_id)
+        prototype = _check_prototype(bundle, prototype)
         splits = {
             split: self._global_attributes(bundle, split, mode)
             for split in SPLITS
@@ -583,6 +633,7 @@ class Explorer:
     ) -> dict[str, tuple[tuple[float, ...], np.ndarray]]:
         """φ of a prototype on its own source image at several strengths of each attribute."""
         bundle = self.bundle(model_id)
+        prototype = _check_prototype(bundle, prototype)
         source = bundle.source_image(prototype)
         return dose_curves(
             bundle.model,
@@ -624,13 +675,9 @@ class Explorer:
     ) -> LabelEvent:
         """Records a reviewer's judgement of a prototype (appended; the latest is current)."""
         bundle = self.bundle(model_id)
-        if not 0 <= int(prototype) < bundle.spec.num_prototypes:
-            raise LabelError(
-                f"prototype {prototype} is out of range (0..{bundle.spec.num_prototypes - 1})",
-                field="prototype",
-            )
         return self.labels.add(
-            bundle.content_hash, bundle.spec.model_id, int(prototype), verdict, reviewer,
+            bundle.content_hash, bundle.spec.model_id, _check_prototype(bundle, prototype), verdict,
+            reviewer,
             reason=reason, comment=comment, case=case,
         )  # fmt: skip
 
@@ -638,7 +685,10 @@ class Explorer:
         self, model_id: str | None, prototype: int, reviewer: str, case: str | None = None
     ) -> LabelEvent | None:
         """Reverses the current label of a prototype (appends a reversal; returns None if none)."""
-        return self.labels.undo(self.bundle(model_id).content_hash, int(prototype), reviewer, case)
+        bundle = self.bundle(model_id)
+        return self.labels.undo(
+            bundle.content_hash, _check_prototype(bundle, prototype), reviewer, case
+        )
 
     def current_labels(
         self, model_id: str | None = None, verdict: str | None = None, reviewer: str | None = None
@@ -651,7 +701,12 @@ class Explorer:
         return None if model_id is None else self.bundle(model_id).content_hash
 
     def label_history(self, model_id: str | None, prototype: int | None = None) -> list[LabelEvent]:
-        return self.labels.history(self.bundle(model_id).content_hash, prototype)
+        """Every label event of a model (of one prototype, when given), oldest first; events kept
+        as provenance only are included."""
+        bundle = self.bundle(model_id)
+        if prototype is not None:
+            prototype = _check_prototype(bundle, prototype)
+        return self.labels.history(bundle.content_hash, prototype)
 
     def review_progress(self, model_id: str | None = None) -> tuple[int, int]:
         """``(reviewed, total)`` prototypes of a model with a current general label."""
@@ -659,8 +714,12 @@ class Explorer:
         return self.labels.progress(bundle.content_hash, bundle.spec.num_prototypes)
 
     def misleading(self, model_id: str | None = None) -> set[int]:
-        """Prototypes whose current general label is *misleading* (the what-if model disables them)."""
-        return self.labels.disabled(self.bundle(model_id).content_hash)
+        """Prototypes whose current general label is *misleading* (the what-if model disables them);
+        labels of prototype numbers the model does not have (an imported file may hold any) are
+        left out."""
+        bundle = self.bundle(model_id)
+        count = bundle.spec.num_prototypes
+        return {j for j in self.labels.disabled(bundle.content_hash) if j < count}
 
     def export_labels(
         self,
@@ -688,19 +747,25 @@ class Explorer:
         write = exchange.export_history_csv if history else exchange.export_current_csv
         return write(self.labels, path, scope)
 
-    def import_labels(self, path: str | Path) -> int:
+    def import_labels(self, path: str | Path, imported_by: str | None = None) -> LabelImport:
         """Adds the events of a JSON or CSV label export (by the file's suffix) to the store;
         events already present are skipped.
 
+        Args:
+            path: the export.
+            imported_by: the signed-in user who imports (the app passes its login). Events naming
+                another reviewer are then kept as provenance only: in the history, never anyone's
+                current label, never disabled by the what-if. ``None`` (no login: the CLI, an app
+                without ``--auth``) imports every event as it was.
+
         Returns:
-            The number of new events.
+            How many events were added (``added``) and how many of them are provenance only.
 
         Raises:
-            LabelError: the file is not a valid export (nothing is imported).
+            LabelError: the file is not a valid export, or dates an event in the future (nothing is
+                imported).
         """
-        path = Path(path)
-        read = exchange.import_json if path.suffix.lower() == ".json" else exchange.import_csv
-        return read(self.labels, path)
+        return exchange.import_file(self.labels, path, imported_by)
 
     def export_protopdebug(self, folder: str | Path, model_id: str | None = None) -> dict[str, int]:
         """Writes ProtoPDebug's concept folders from a model's current general labels: misleading
@@ -770,10 +835,11 @@ class Explorer:
         """Test accuracy with some prototypes disabled (their last-layer columns zeroed) and/or
         merged (kept prototype → those added into it), from the stored test-split scores."""
         bundle = self.bundle(model_id)
+        disabled = [_check_prototype(bundle, j) for j in disabled]
         nearest = self._nearest(bundle, "test")
         weight = self._weight(bundle)
         new_weight = pruned_weight(weight, merges or {})
-        new_weight = disabled_weight(new_weight, list(disabled))
+        new_weight = disabled_weight(new_weight, disabled)
         return what_if(nearest.all_scores, nearest.all_labels, weight, new_weight)
 
     # --- one image ---------------------------------------------------------------------------
@@ -798,13 +864,16 @@ class Explorer:
         ``ranked_by``, ``class_index``, ``attribution``, ``attribution_prototype``, ``smoothgrad``).
 
         Raises:
-            BadImageError: the image cannot be used. ValueError: an option is out of range.
+            BadImageError: the image cannot be used. ValueError: an option is out of range
+                (``top_k``, ``class_index`` and ``attribution_prototype`` must be whole numbers).
         """
-        return explain_image(self.bundle(model_id), load_image(image), **options)
+        bundle = self.bundle(model_id)
+        return explain_image(bundle, load_image(image), **_explain_options(bundle, options))
 
     def prototype(self, prototype: int, model_id: str | None = None) -> PrototypeView:
         """One prototype's view, with whatever nearest patches are already stored (none computed)."""
         bundle = self.bundle(model_id)
+        prototype = _check_prototype(bundle, prototype)
         return prototype_view(bundle, prototype, self._stored_nearest(bundle))
 
     def predict(self, image: Any, model_id: str | None = None, top_k: int = 10) -> Prediction:

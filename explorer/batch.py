@@ -8,8 +8,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from torchvision.datasets.folder import IMG_EXTENSIONS
-
 from explorer import Explanation, Explorer, ExplorerError
 from explorer.images import as_rgb
 from explorer.models.checkpoint import write_png
@@ -21,17 +19,45 @@ from explorer.viz.text import explanation_summary, position_words
 log = logging.getLogger(__name__)
 
 
-def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Files as given; folders replaced by the image files inside them (sorted, recursive)."""
-    out: list[Path] = []
+HIDDEN_REASON = "hidden (its name or a folder's name starts with a dot)"
+
+
+def collect_paths(
+    paths: Iterable[str | Path], exclude: Path | None = None
+) -> tuple[list[Path], list[dict[str, str]]]:
+    """Files as given; folders replaced by every file inside them (sorted, recursive), whatever
+    the suffix: the image loader decides by content, and a file it cannot read is then reported
+    with its reason rather than silently left out.
+
+    Hidden files and files in hidden folders of a given folder (``.DS_Store``, ``.git/``), and
+    files under ``exclude`` (the output folder), are not taken; they are returned as skipped.
+
+    Returns:
+        ``(files, skipped)``, each skipped one as ``{"image": path, "reason": why}``.
+    """
+    files: list[Path] = []
+    skipped: list[dict[str, str]] = []
     for path in map(Path, paths):
-        if path.is_dir():
-            out += sorted(
-                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS
-            )
-        else:
-            out.append(path)
-    return out
+        if not path.is_dir():
+            files.append(path)
+            continue
+        for found in sorted(p for p in path.rglob("*") if not p.is_dir()):
+            if _is_hidden(found.relative_to(path)):
+                skipped.append({"image": str(found), "reason": HIDDEN_REASON})
+            elif exclude is not None and found.resolve().is_relative_to(exclude.resolve()):
+                skipped.append({"image": str(found), "reason": "inside the output folder"})
+            else:
+                files.append(found)
+    return files, skipped
+
+
+def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
+    """The files :func:`collect_paths` takes from ``paths`` (hidden files left out)."""
+    return collect_paths(paths)[0]
+
+
+def _is_hidden(relative: Path) -> bool:
+    return any(part.startswith(".") for part in relative.parts)
 
 
 def explanation_record(x: Explanation, files: dict[str, str]) -> dict[str, Any]:
@@ -120,17 +146,22 @@ def explain_batch(
 ) -> dict[str, Any]:
     """Explains every image; a file that cannot be explained is reported and skipped.
 
+    Every file given or found in a given folder ends in exactly one list: explained, failed (with
+    the reason, e.g. "is an SVG (vector) image") or skipped (hidden files, the output folder).
+
     Returns:
-        ``{"explained": [{"image", "folder", "predicted_class"}], "failed": [{"image", "error"}]}``,
-        also written to ``out/summary.json``.
+        ``{"explained": [{"image", "folder", "predicted_class"}], "failed": [{"image", "error"}],
+        "skipped": [{"image", "reason"}]}``, also written to ``out/summary.json``.
     """
     explorer.spec(model_id)  # an unknown model fails before any work
+    images, skipped = collect_paths(paths, exclude=out)
     summary: dict[str, Any] = {
         "model_id": model_id or explorer.default_model,
         "explained": [],
         "failed": [],
+        "skipped": skipped,
     }
-    for i, image in enumerate(expand_paths(paths)):
+    for i, image in enumerate(images):
         folder = out / f"{i:04d}_{image.stem}"
         try:
             record = explain_to_folder(explorer, image, folder, model_id, top_k, attribution)

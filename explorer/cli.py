@@ -62,6 +62,8 @@ def _explain(args: argparse.Namespace) -> int:
     )
     for failure in summary["failed"]:
         print(f"error: {failure['image']}: {failure['error']}", file=sys.stderr)
+    for skipped in summary["skipped"]:
+        print(f"skipped: {skipped['image']}: {skipped['reason']}", file=sys.stderr)
     print(json.dumps(summary, indent=2))
     if not summary["explained"] and summary["failed"]:
         return EXIT_BAD_INPUT
@@ -110,7 +112,8 @@ def _report(args: argparse.Namespace) -> int:
     bad = 0
     for path in map(Path, args.paths):
         if path.is_dir() and not any(p.is_relative_to(path) for p in images):
-            print(f"error: {path}: no image files in this folder", file=sys.stderr, flush=True)
+            message = f"error: {path}: no files in this folder (hidden files are skipped)"
+            print(message, file=sys.stderr, flush=True)
             bad += 1
     used: set[str] = set()
     for image in images:
@@ -224,7 +227,8 @@ def _labels(args: argparse.Namespace) -> int:
     explorer = Explorer()
     store = str(explorer.labels_path)
     if args.action == "import":
-        print(json.dumps({"imported_events": explorer.import_labels(args.path), "store": store}))
+        imported = explorer.import_labels(args.path)  # no login here: every event counts as it was
+        print(json.dumps({"imported_events": imported.added, "store": store}))
         return 0
     out = Path(args.path)
     if args.format == "protopdebug":

@@ -170,6 +170,8 @@ class ModelSpec:
             raise CheckpointError(
                 f"{path.parent.name}: spec.json is not valid JSON ({error})"
             ) from None
+        except RecursionError:
+            raise CheckpointError(f"{path.parent.name}: spec.json is nested too deeply") from None
         return cls.from_dict(data, where=path.parent.name)
 
     @classmethod

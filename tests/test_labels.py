@@ -293,35 +293,35 @@ def test_default_path_is_outside_the_repository(
     monkeypatch.setenv("EXPLORER_LABELS_DB", str(tmp_path / "deep" / "er" / "l.db"))
     store = LabelStore()  # creates the parent folders
     assert store.path == tmp_path / "deep" / "er" / "l.db" and store.path.is_file()
-    assert store.schema_version() == store_module.SCHEMA_VERSION == 1
+    assert store.schema_version() == store_module.SCHEMA_VERSION == 2
 
 
-def test_an_empty_v0_file_is_migrated_to_v1(tmp_path: Path) -> None:
+def test_an_empty_v0_file_is_migrated_to_the_current_version(tmp_path: Path) -> None:
     path = tmp_path / "v0.sqlite3"
     path.touch()  # an empty file is an SQLite database of user_version 0
     store = LabelStore(path)
-    assert store.schema_version() == 1
+    assert store.schema_version() == store_module.SCHEMA_VERSION
     store.add(H, "m", 0, "valid", "ann")
     assert len(store.history()) == 1
 
 
-def test_a_v1_file_is_opened_as_it_is_and_a_v2_migration_appends(
+def test_a_current_file_is_opened_as_it_is_and_a_new_migration_appends(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "v1.sqlite3"
+    path = tmp_path / "current.sqlite3"
     first = LabelStore(path)
     fill(first)
     before = first.history()
     again = LabelStore(path)  # reopening a current file runs no migration
-    assert again.schema_version() == 1 and again.history() == before
+    assert again.schema_version() == store_module.SCHEMA_VERSION and again.history() == before
 
-    def to_v2(conn: sqlite3.Connection) -> None:
+    def to_next(conn: sqlite3.Connection) -> None:
         conn.execute("CREATE TABLE reviewers (name TEXT PRIMARY KEY)")
         conn.execute("INSERT INTO reviewers SELECT DISTINCT reviewer FROM events")
 
-    monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, to_v2])
+    monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, to_next])
     upgraded = LabelStore(path)
-    assert upgraded.schema_version() == 2
+    assert upgraded.schema_version() == store_module.SCHEMA_VERSION + 1
     assert upgraded.history() == before
     with raw(path) as conn:
         assert conn.execute("SELECT count(*) FROM reviewers").fetchone()[0] == len(
@@ -343,7 +343,7 @@ def test_a_failing_migration_changes_nothing(
     with pytest.raises(RuntimeError, match="migration failed"):
         LabelStore(path)
     with raw(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == store_module.SCHEMA_VERSION
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert "half_done" not in tables
 

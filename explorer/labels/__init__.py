@@ -16,6 +16,7 @@ from explorer.labels.exchange import (
     export_json,
     export_protopdebug,
     import_csv,
+    import_file,
     import_json,
 )
 from explorer.labels.store import (
@@ -23,6 +24,7 @@ from explorer.labels.store import (
     VERDICTS,
     LabelError,
     LabelEvent,
+    LabelImport,
     LabelStore,
     default_labels_path,
 )
@@ -32,6 +34,7 @@ __all__ = [
     "VERDICTS",
     "LabelError",
     "LabelEvent",
+    "LabelImport",
     "LabelStore",
     "default_labels_path",
     "export_current_csv",
@@ -39,5 +42,6 @@ __all__ = [
     "export_json",
     "export_protopdebug",
     "import_csv",
+    "import_file",
     "import_json",
 ]

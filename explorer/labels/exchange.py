@@ -2,8 +2,12 @@
 
 * CSV and JSON exports of the current labels or of the whole history; importing either merges it
   into a store without duplicates (see :meth:`LabelStore.merge_events`), keeping the original
-  times, in one transaction (a malformed file adds nothing; the error names the line or event and
-  the field).
+  reviewers and times, in one transaction (a malformed file adds nothing; the error names the line
+  or event and the field). An import by a signed-in user (``imported_by``) keeps the events naming
+  other reviewers as provenance only: in the history, never anyone's current label (see
+  :mod:`explorer.labels.store`). A JSON file nesting deeper than :data:`MAX_JSON_DEPTH` levels is
+  refused before it is parsed, and so is any event dated more than
+  :data:`~explorer.labels.store.MAX_CLOCK_SKEW` ahead of this machine's clock.
 * A ProtoPDebug export (Bontempelli et al., ICLR 2023; METHOD.md §4): the cut-outs of prototypes
   labelled *misleading* (``forbidden_prototypes/``) and *valid* (``remembering_prototypes/``),
   pasted on white square canvases, for ProtoPDebug-style retraining.
@@ -31,7 +35,7 @@ import numpy as np
 from PIL import Image
 
 from explorer.files import atomic_write
-from explorer.labels.store import LabelError, LabelEvent, LabelStore, check_events
+from explorer.labels.store import LabelError, LabelEvent, LabelImport, LabelStore, check_events
 
 if TYPE_CHECKING:
     from explorer.analysis.nearest import NearestPatches
@@ -50,6 +54,7 @@ __all__ = [
     "export_json",
     "export_protopdebug",
     "import_csv",
+    "import_file",
     "import_json",
     "white_square",
 ]
@@ -64,8 +69,13 @@ _REQUIRED_CSV = ("model_hash", "prototype", "verdict", "reviewer", "time")
 FORBIDDEN_DIR = "forbidden_prototypes"
 REMEMBERING_DIR = "remembering_prototypes"
 MAX_IMPORT_BYTES = 256 * 1024**2
+#: The deepest nesting of ``[ ]`` and ``{ }`` a JSON labels file may have (an export has 3).
+MAX_JSON_DEPTH = 32
 
 _INTEGER = re.compile(r"-?[0-9]+")
+# A JSON string (possessive, and allowed to run to the end of the text, so scanning stays linear on
+# any input) or a bracket: brackets inside strings are skipped with their string.
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]++|\\[\s\S]?)*+(?:"|\Z)|[\[\]{}]')
 
 
 # --- writing files ------------------------------------------------------------------------------
@@ -172,19 +182,25 @@ def _read_text(path: Path) -> str:
         raise LabelError(f"cannot read labels file {path}: {error}") from None
 
 
-def _merge(
-    store: LabelStore, events: list[LabelEvent], where: Callable[[int], str], name: str
-) -> int:
+#: What a reader returns: the events, where event ``i`` is in the file (for messages), its name.
+_Read = tuple[list[LabelEvent], Callable[[int], str], str]
+
+
+def _merge(store: LabelStore, read: _Read, imported_by: str | None) -> LabelImport:
     """Checks every event first (errors name the place), then merges them in one transaction."""
+    events, where, name = read
     try:
         checked = check_events(events)
     except LabelError as error:
         index = error.index if error.index is not None else 0
         field = f", field '{error.field}'" if error.field else ""
         raise LabelError(f"{name} {where(index)}{field}: {error}", error.field, index) from None
-    added = store.merge_events(checked)
-    log.info("imported %s: %d events, %d new", name, len(checked), added)
-    return added
+    result = store.merge_events(checked, imported_by)
+    log.info(
+        "imported %s: %d events, %d new (%d provenance only)",
+        name, len(checked), result.added, result.provenance_only,
+    )  # fmt: skip
+    return result
 
 
 def _csv_int(text: str, column: str, place: str) -> int:
@@ -219,13 +235,18 @@ def _csv_event(row: list[str], position: dict[str, int], number: int, place: str
     )
 
 
-def import_csv(store: LabelStore, path: str | Path) -> int:
+def import_csv(store: LabelStore, path: str | Path, imported_by: str | None = None) -> int:
     """Merges a CSV export (current labels or history) into ``store``.
 
     The header must name at least ``model_hash, prototype, verdict, reviewer, time``; ``id``,
     ``model_id``, ``case``, ``reason``, ``comment`` and ``reverses`` are optional (without ``id``,
     rows are numbered 1, 2, ...); other columns are ignored. Events already in the store are
     skipped, so importing a file twice adds nothing.
+
+    Args:
+        store: the label store.
+        path: the CSV file.
+        imported_by: the signed-in user who imports (see :meth:`LabelStore.merge_events`).
 
     Returns:
         The number of events added.
@@ -234,7 +255,10 @@ def import_csv(store: LabelStore, path: str | Path) -> int:
         LabelError: the file is unreadable or malformed (the message names the line and field);
             then nothing is added.
     """
-    path = Path(path)
+    return _merge(store, _read_csv(Path(path)), imported_by).added
+
+
+def _read_csv(path: Path) -> _Read:
     text = _read_text(path)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
@@ -271,25 +295,71 @@ def import_csv(store: LabelStore, path: str | Path) -> int:
             raise LabelError(f"{place}: {len(row)} fields, but the header names {len(header)}")
         events.append(_csv_event(row, position, len(events) + 1, place))
         lines.append(start)
-    return _merge(store, events, lambda index: f"line {lines[index]}", path.name)
+    return events, lambda index: f"line {lines[index]}", path.name
 
 
-def import_json(store: LabelStore, path: str | Path) -> int:
+def import_json(store: LabelStore, path: str | Path, imported_by: str | None = None) -> int:
     """Merges a JSON export (current labels or history) into ``store``.
 
     Events already in the store are skipped, so importing a file twice adds nothing.
+
+    Args:
+        store: the label store.
+        path: the JSON file.
+        imported_by: the signed-in user who imports (see :meth:`LabelStore.merge_events`).
 
     Returns:
         The number of events added.
 
     Raises:
-        LabelError: the file is unreadable, of another format or version, or malformed (the
-            message names the line, or the event and field); then nothing is added.
+        LabelError: the file is unreadable, nests deeper than :data:`MAX_JSON_DEPTH`, is of another
+            format or version, or malformed (the message names the line, or the event and field);
+            then nothing is added.
+    """
+    return _merge(store, _read_json(Path(path)), imported_by).added
+
+
+def import_file(store: LabelStore, path: str | Path, imported_by: str | None = None) -> LabelImport:
+    """Merges a JSON or CSV export into ``store``, by the file's suffix (``.json``, else CSV).
+
+    Returns:
+        How many events were added, and how many of them are provenance only.
+
+    Raises:
+        LabelError: as :func:`import_json` and :func:`import_csv`; then nothing is added.
     """
     path = Path(path)
+    read = _read_json if path.suffix.lower() == ".json" else _read_csv
+    return _merge(store, read(path), imported_by)
+
+
+def _check_depth(text: str, name: str) -> None:
+    """Refuses JSON nesting deeper than :data:`MAX_JSON_DEPTH` before it reaches the parser (whose
+    recursion would otherwise fail with a RecursionError); brackets inside strings do not count."""
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return  # too few brackets to nest that deep
+    depth = 0
+    for token in _JSON_TOKEN.finditer(text):
+        bracket = token.group()
+        if bracket in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                line = text.count("\n", 0, token.start()) + 1
+                raise LabelError(
+                    f"{name} nests too deeply: more than {MAX_JSON_DEPTH} levels of [ ] and {{ }} "
+                    f"(line {line}; a labels export has 3)"
+                )
+        elif bracket in "]}":
+            depth -= 1
+
+
+def _read_json(path: Path) -> _Read:
     text = _read_text(path)
+    _check_depth(text, path.name)
     try:
         document = json.loads(text)
+    except RecursionError:  # not reached after _check_depth; kept so that no traceback escapes
+        raise LabelError(f"{path.name} nests too deeply to be read") from None
     except json.JSONDecodeError as error:
         raise LabelError(
             f"{path.name} line {error.lineno}, column {error.colno}: not valid JSON ({error.msg})"
@@ -325,7 +395,7 @@ def import_json(store: LabelStore, path: str | Path) -> int:
             ):
                 raise LabelError(f"{place}, field '{column}': {value!r} is not an integer", column)
         events.append(LabelEvent(**{name: row[name] for name in COLUMNS}))
-    return _merge(store, events, lambda index: f"event {index + 1}", path.name)
+    return events, lambda index: f"event {index + 1}", path.name
 
 
 # --- ProtoPDebug --------------------------------------------------------------------------------

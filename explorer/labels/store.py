@@ -8,8 +8,30 @@ change is an appended event; nothing is ever updated or deleted (triggers refuse
 * ``undo`` appends a *reversal event* that names the label event it cancels.
 
 The **current label** of a (model, prototype, case) is its latest *effective* label event: a label
-event that no reversal names. "Latest" orders by the event time, then by id (ties), so labels merged
-in from another store take their place by when they were made, not by when they were imported.
+event that *counts* (see below) and that no reversal that counts names. "Latest" orders by the event
+time, then by id (ties), so labels merged in from another store take their place by when they were
+made, not by when they were imported -- but an imported event never ranks later than the moment it
+was imported (its ``recorded`` time), so a label dated ahead cannot outrank the labels made after it.
+
+**Imported events and provenance** (:meth:`LabelStore.merge_events`, schema version 2). Every event
+records whether it was made here or merged in from a file (``imported``), who imported it
+(``imported_by``: the signed-in user, ``None`` without a login) and when this store wrote it
+(``recorded``). An imported event keeps its original reviewer and time as *provenance*. It
+**counts** -- it can be a current label, reverse one, feed :meth:`LabelStore.disabled` (the what-if
+"disable misleading" switch) and :meth:`LabelStore.progress` -- only when it was imported without a
+login (single-user mode: whoever can run the import can write the database anyway, so an import
+works as it always did) or when the reviewer it names *is* the signed-in importer (then it is that
+reviewer's own label). Otherwise it is **provenance only**: kept in the history, exported, never
+anyone's current label. So with ``--auth`` alice can import bob's labels to read them, but cannot
+make them bob's current labels, nor undo bob's labels by importing reversals under his name.
+
+**The clock.** A new label or undo is stamped now, but strictly after the ranking time of every event
+of its (model, prototype, case) that counts, so a clock stepping back never hides a label; imported
+events rank at most at the moment they were imported, so they never move the clock. Imported times
+more than :data:`MAX_CLOCK_SKEW` ahead of this machine's clock are refused (the whole import adds
+nothing): a forged row dated 2099 neither enters the store nor drags later labels to 2099. Events
+written before schema version 2 (the migration cannot tell where they came from) count as written
+here.
 
 **Undo semantics** (a stack, like an editor's undo without redo): ``undo`` always reverses the current
 label, so it restores the label that was current before it; a second ``undo`` reverses that one too,
@@ -25,34 +47,36 @@ file. Every write runs in one ``BEGIN IMMEDIATE`` transaction, so an undo's read
 race another writer, and a unique index guarantees an event is reversed at most once.
 
 Schema versions live in ``PRAGMA user_version``; :data:`MIGRATIONS` lists one function per version,
-applied in order inside one transaction when a store is opened (append a function to add version 2).
+applied in order inside one transaction when a store is opened (append a function to add version 3).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import operator
 import os
 import random
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from explorer.errors import ExplorerError
+from explorer.validation import InputError, bounded_text, whole_number
 
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "MAX_CLOCK_SKEW",
     "MIGRATIONS",
     "REASONS",
     "SCHEMA_VERSION",
     "VERDICTS",
     "LabelError",
     "LabelEvent",
+    "LabelImport",
     "LabelStore",
     "check_events",
     "default_labels_path",
@@ -68,8 +92,32 @@ MAX_MODEL_ID_CHARS = 200
 MAX_CASE_CHARS = 512
 MAX_COMMENT_CHARS = 10_000
 DEFAULT_BUSY_TIMEOUT_S = 10.0
+MAX_PROTOTYPE = 2**63 - 1  # SQLite's largest INTEGER
+#: How far ahead of this machine's clock an imported event may be dated (clock differences).
+MAX_CLOCK_SKEW = timedelta(minutes=5)
 
-_COLUMNS = "id, model_hash, model_id, prototype, case_id, verdict, reason, comment, reviewer, time, reverses"
+_COLUMNS = (
+    "id, model_hash, model_id, prototype, case_id, verdict, reason, comment, reviewer, time, "
+    "reverses, imported, imported_by, recorded"
+)
+
+
+def _counts(alias: str) -> str:
+    """SQL: whether the event ``alias`` counts (made here, imported without a login, or imported by
+    the reviewer it names); the others are provenance only."""
+    return (
+        f"({alias}.imported = 0 OR {alias}.imported_by IS NULL "
+        f"OR {alias}.imported_by = {alias}.reviewer)"
+    )
+
+
+def _ranked_time(alias: str) -> str:
+    """SQL: the time the event ``alias`` ranks at: its own, but an imported one at most when it was
+    imported."""
+    return (
+        f"(CASE WHEN {alias}.imported = 1 AND {alias}.recorded < {alias}.time "
+        f"THEN {alias}.recorded ELSE {alias}.time END)"
+    )
 
 
 class LabelError(ExplorerError, ValueError):
@@ -102,6 +150,10 @@ class LabelEvent:
         reviewer: who made the event.
         time: UTC time, ISO 8601 with microseconds (``2024-05-01T12:00:00.000000+00:00``).
         reverses: for a reversal event, the id of the label event it cancels; else ``None``.
+        imported: whether the event was merged in from a file (not compared: it is where the
+            event is kept, not what it says; so are the next two).
+        imported_by: the signed-in user who imported it (``None``: made here, or no login).
+        recorded: when this store wrote it (``None`` for events written before schema version 2).
     """
 
     id: int
@@ -115,11 +167,36 @@ class LabelEvent:
     reviewer: str
     time: str
     reverses: int | None
+    imported: bool = field(default=False, compare=False)
+    imported_by: str | None = field(default=None, compare=False)
+    recorded: str | None = field(default=None, compare=False)
 
     @property
     def is_reversal(self) -> bool:
         """Whether this event cancels an earlier label event."""
         return self.reverses is not None
+
+    @property
+    def provenance_only(self) -> bool:
+        """Whether the event is kept as provenance only: imported by a signed-in user other than
+        the reviewer it names, so it is never a current label nor reverses one."""
+        return self.imported and self.imported_by is not None and self.imported_by != self.reviewer
+
+
+@dataclass(frozen=True)
+class LabelImport:
+    """What :meth:`LabelStore.merge_events` added.
+
+    Attributes:
+        added: events added (events already present are skipped).
+        provenance_only: how many of them are kept as provenance only (they name another reviewer
+            than the signed-in importer: in the history, but no one's current label).
+        importer: the signed-in user who imported, or ``None`` without a login.
+    """
+
+    added: int
+    provenance_only: int = 0
+    importer: str | None = None
 
 
 def default_labels_path() -> Path:
@@ -171,45 +248,75 @@ def _migrate_to_v1(conn: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_to_v2(conn: sqlite3.Connection) -> None:
+    """Version 2: where each event came from (see *Imported events and provenance* above).
+
+    ``imported`` (1: merged in from a file), ``imported_by`` (the signed-in importer; NULL without a
+    login) and ``recorded`` (when this store wrote the event; NULL for older events) are added;
+    existing events read as written here. Adding columns changes no row, so the append-only
+    triggers stay as they are. The at-most-once index of reversals now covers only reversals that
+    count, so a provenance-only reversal never blocks a real undo.
+    """
+    conn.execute(
+        "ALTER TABLE events ADD COLUMN imported INTEGER NOT NULL DEFAULT 0 "
+        "CHECK (imported IN (0, 1))"
+    )
+    conn.execute(
+        "ALTER TABLE events ADD COLUMN imported_by TEXT CHECK (imported_by IS NULL OR "
+        f"(imported = 1 AND length(imported_by) BETWEEN 1 AND {MAX_REVIEWER_CHARS}))"
+    )
+    conn.execute(
+        "ALTER TABLE events ADD COLUMN recorded TEXT CHECK (imported = 0 OR recorded IS NOT NULL)"
+    )
+    conn.execute("DROP INDEX events_reversed_once")
+    conn.execute(
+        "CREATE UNIQUE INDEX events_reversed_once ON events (reverses) "
+        "WHERE imported = 0 OR imported_by IS NULL OR imported_by = reviewer"
+    )
+    conn.execute("CREATE INDEX events_by_reversed ON events (reverses)")
+
+
 #: One function per schema version: ``MIGRATIONS[v - 1]`` turns version ``v - 1`` into ``v``.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_to_v1]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_to_v1, _migrate_to_v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
 # --- validation ---------------------------------------------------------------------------------
 
 
-def _text(value: object, field: str, *, max_chars: int, allow_empty: bool = True) -> str:
-    name = _FIELD_NAMES.get(field, field)
-    if not isinstance(value, str):
-        raise LabelError(f"{name} must be text, not {type(value).__name__}", field)
-    if "\x00" in value:
-        raise LabelError(f"{name} must not contain NUL characters", field)
-    if not allow_empty and not value:
-        raise LabelError(f"{name} must not be empty", field)
-    if len(value) > max_chars:
-        raise LabelError(
-            f"{name} is {len(value)} characters long; at most {max_chars} are allowed", field
-        )
-    return value
-
-
-def _one_line(value: object, field: str, *, max_chars: int) -> str:
-    """Trimmed, non-empty text on one line."""
-    name = _FIELD_NAMES.get(field, field)
-    text = _text(value, field, max_chars=max(10 * max_chars, 1000)).strip()
-    if not text:
-        raise LabelError(f"{name} must not be empty", field)
-    if any(ch in text for ch in "\r\n\t"):
-        raise LabelError(f"{name} must be on one line", field)
-    return _text(text, field, max_chars=max_chars)
-
-
 _FIELD_NAMES = {
     "model_hash": "model hash",
     "model_id": "model id",
     "case": "image case",
+    "imported_by": "importer",
 }
+
+
+def _checked(field: str, check: Callable[..., object], value: object, *args, **options):
+    """``check(value, name, ...)`` (from :mod:`explorer.validation`), its error as a LabelError."""
+    try:
+        return check(value, _FIELD_NAMES.get(field, field), *args, **options)
+    except InputError as error:
+        raise LabelError(str(error), field) from None
+
+
+def _text(value: object, field: str, *, max_chars: int) -> str:
+    """Text of at most ``max_chars`` characters."""
+    return _checked(field, bounded_text, value, max_chars)
+
+
+def _one_line(value: object, field: str, *, max_chars: int) -> str:
+    """Trimmed, non-empty text on one line, of at most ``max_chars`` characters once trimmed."""
+    return _checked(
+        field, bounded_text, value, max_chars, strip=True, allow_empty=False, one_line=True
+    )
+
+
+def _prototype(value: object) -> int:
+    """A prototype index: an integer (numpy integers too; floats, text and booleans refused), ≥ 0."""
+    return _checked(
+        "prototype", whole_number, value, minimum=0, maximum=MAX_PROTOTYPE, floats=False
+    )
 
 
 def _validate(
@@ -229,18 +336,7 @@ def _validate(
     """
     model_hash = _one_line(model_hash, "model_hash", max_chars=MAX_MODEL_HASH_CHARS)
     model_id = _text(model_id, "model_id", max_chars=MAX_MODEL_ID_CHARS).strip()
-    if isinstance(prototype, bool):
-        raise LabelError("prototype must be an integer index, not a boolean", "prototype")
-    try:
-        prototype = operator.index(prototype)  # accepts numpy integers, refuses floats and text
-    except TypeError:
-        raise LabelError(
-            f"prototype must be an integer index, not {type(prototype).__name__}", "prototype"
-        ) from None
-    if prototype < 0:
-        raise LabelError(f"prototype must be 0 or more, not {prototype}", "prototype")
-    if prototype >= 2**63:
-        raise LabelError(f"prototype {prototype} is too large", "prototype")
+    prototype = _prototype(prototype)
     if verdict is not None and verdict not in VERDICTS:
         raise LabelError(f"verdict {verdict!r} is not one of {', '.join(VERDICTS)}", "verdict")
     if reason is not None and reason not in REASONS:
@@ -280,11 +376,24 @@ def normalize_time(value: object) -> str:
     return _format_time(moment)
 
 
-def check_events(events: Iterable[LabelEvent]) -> list[LabelEvent]:
+def _not_ahead(time: str, now: datetime) -> None:
+    """Refuses an imported time more than :data:`MAX_CLOCK_SKEW` ahead of ``now``."""
+    if datetime.fromisoformat(time) > now + MAX_CLOCK_SKEW:
+        minutes = int(MAX_CLOCK_SKEW.total_seconds() // 60)
+        raise LabelError(
+            f"time {time} lies in the future: this machine's clock says "
+            f"{now:%Y-%m-%d %H:%M} UTC, and imported labels may be dated at most {minutes} minutes "
+            "ahead of it (for clock differences between machines)",
+            "time",
+        )
+
+
+def check_events(events: Iterable[LabelEvent], now: datetime | None = None) -> list[LabelEvent]:
     """Validates and normalises events from elsewhere (an export) before they are merged.
 
     Every field is checked as :meth:`LabelStore.add` checks it; times must be ISO 8601 with a zone
-    (they are rewritten in UTC with microseconds); ids must be unique; a reversal must name an
+    (they are rewritten in UTC with microseconds) and at most :data:`MAX_CLOCK_SKEW` after ``now``
+    (default: this machine's clock); ids must be unique; a reversal must name an
     earlier label event of the same model, prototype and case, and a label event no reversal.
 
     Returns:
@@ -293,6 +402,7 @@ def check_events(events: Iterable[LabelEvent]) -> list[LabelEvent]:
     Raises:
         LabelError: with ``index`` (position in ``events``) and ``field`` set.
     """
+    now = now or datetime.now(UTC)
     checked: list[LabelEvent] = []
     kinds: dict[int, tuple] = {}
     for index, event in enumerate(events):
@@ -302,6 +412,7 @@ def check_events(events: Iterable[LabelEvent]) -> list[LabelEvent]:
                 event.reviewer, event.reason, event.comment, event.case,
             )  # fmt: skip
             time = normalize_time(event.time)
+            _not_ahead(time, now)
             model_hash, model_id, prototype, verdict, reviewer, reason, comment, case = fields
             if isinstance(event.id, bool) or not isinstance(event.id, int):
                 raise LabelError(f"id must be an integer, not {event.id!r}", "id")
@@ -344,7 +455,9 @@ def _is_busy(error: sqlite3.OperationalError) -> bool:
 
 
 def _row_to_event(row: tuple) -> LabelEvent:
-    return LabelEvent(*row)
+    """An event from a row of :data:`_COLUMNS` (or from ``id`` and the values inserted)."""
+    *fields, imported, imported_by, recorded = row
+    return LabelEvent(*fields, imported=bool(imported), imported_by=imported_by, recorded=recorded)
 
 
 # --- the store ----------------------------------------------------------------------------------
@@ -476,8 +589,10 @@ class LabelStore:
     def _latest_time(
         conn: sqlite3.Connection, model_hash: str, prototype: int, case: str | None
     ) -> str | None:
+        """The latest ranking time among the key's events that count (see the module's clock)."""
         row = conn.execute(
-            "SELECT max(time) FROM events WHERE model_hash = ? AND prototype = ? AND case_id IS ?",
+            f"SELECT max({_ranked_time('e')}) FROM events AS e WHERE model_hash = ? "
+            f"AND prototype = ? AND case_id IS ? AND {_counts('e')}",
             (model_hash, prototype, case),
         ).fetchone()
         return row[0]
@@ -485,7 +600,9 @@ class LabelStore:
     def _now(
         self, conn: sqlite3.Connection, model_hash: str, prototype: int, case: str | None
     ) -> str:
-        """Now, but strictly after every event of the key (a clock stepping back never hides a label)."""
+        """Now, but strictly after every event of the key that counts, as it ranks (a clock stepping
+        back never hides a label; imported events rank at most when they were imported, so they
+        never move this clock)."""
         now = datetime.now(UTC)
         latest = self._latest_time(conn, model_hash, prototype, case)
         if latest is not None:
@@ -495,12 +612,14 @@ class LabelStore:
 
     @staticmethod
     def _insert(conn: sqlite3.Connection, values: tuple) -> LabelEvent:
+        """Appends one row: ``values`` are the columns of :data:`_COLUMNS` after ``id``."""
         cursor = conn.execute(
             "INSERT INTO events (model_hash, model_id, prototype, case_id, verdict, reason, comment,"
-            " reviewer, time, reverses) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " reviewer, time, reverses, imported, imported_by, recorded)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             values,
         )
-        return LabelEvent(cursor.lastrowid, *values)  # type: ignore[arg-type]
+        return _row_to_event((cursor.lastrowid, *values))
 
     def add(
         self,
@@ -552,6 +671,9 @@ class LabelStore:
                     reviewer,
                     time,
                     None,
+                    0,
+                    None,
+                    _format_time(datetime.now(UTC)),
                 ),
             )
         log.debug("label %d: %s p%d %s by %s", event.id, model_hash, prototype, verdict, reviewer)
@@ -565,8 +687,9 @@ class LabelStore:
             f"""
             SELECT {_COLUMNS} FROM events AS e
             WHERE model_hash = ? AND prototype = ? AND case_id IS ? AND verdict IS NOT NULL
-              AND NOT EXISTS (SELECT 1 FROM events AS r WHERE r.reverses = e.id)
-            ORDER BY time DESC, id DESC LIMIT 1
+              AND {_counts("e")}
+              AND NOT EXISTS (SELECT 1 FROM events AS r WHERE r.reverses = e.id AND {_counts("r")})
+            ORDER BY {_ranked_time("e")} DESC, id DESC LIMIT 1
             """,
             (model_hash, prototype, case),
         ).fetchone()
@@ -612,49 +735,67 @@ class LabelStore:
                     reviewer,
                     time,
                     target.id,
+                    0,
+                    None,
+                    _format_time(datetime.now(UTC)),
                 ),
             )
         log.debug("undo %d reverses label %d (%s p%d)", event.id, target.id, model_hash, prototype)
         return event
 
-    def merge_events(self, events: Iterable[LabelEvent]) -> int:
+    def merge_events(
+        self, events: Iterable[LabelEvent], imported_by: str | None = None
+    ) -> LabelImport:
         """Appends events from elsewhere (an export), keeping their times; skips those already here.
 
         ``events`` are in their source's order; their ``id`` is the source's id and ``reverses``
         names a source id of an earlier event in ``events``. An event is already present when an
         event with the same model hash, prototype, case, verdict, reason, comment, reviewer, time
-        (and, for a reversal, the same reversed event) exists; each stored event matches at most one
-        incoming event, so merging the same events twice adds nothing and merging into an empty
-        store reproduces the history exactly (with new ids). A reversal whose target is already
-        reversed here by another reversal is skipped (its effect is already present). All events are
-        added in one transaction: on any error nothing is added.
+        (and, for a reversal, the same reversed event) exists -- and, for an event that will count,
+        when that event counts too (so importing your own labels confirms copies someone else
+        imported as provenance); each stored event matches at most one incoming event, so merging
+        the same events twice adds nothing and merging into an empty store reproduces the history
+        exactly (with new ids). A reversal that counts whose target is already reversed here is
+        skipped (its effect is already present). All events are added in one transaction: on any
+        error nothing is added.
+
+        Args:
+            events: the events to merge.
+            imported_by: the signed-in user who imports (``None`` without a login). Events naming
+                another reviewer are then kept as provenance only (see the module's docstring).
 
         Returns:
-            How many events were added.
+            How many events were added, and how many of them are provenance only.
 
         Raises:
-            LabelError: an event is invalid or names a reversal target it does not contain.
+            LabelError: an event is invalid, dated more than :data:`MAX_CLOCK_SKEW` ahead, or names
+                a reversal target it does not contain.
         """
+        if imported_by is not None:
+            imported_by = _one_line(imported_by, "imported_by", max_chars=MAX_REVIEWER_CHARS)
         try:
             checked = check_events(events)
         except LabelError as error:
             raise LabelError(
                 f"event {error.index + 1}: {error}", error.field, error.index
             ) from None
-        added = 0
+        added = provenance = 0
         with self._transaction() as conn:
+            recorded = _format_time(datetime.now(UTC))
             mapped: dict[int, int] = {}  # source id -> id here
             claimed: set[int] = set()
             for event in checked:
+                counts = imported_by is None or event.reviewer == imported_by
                 values = (
                     event.model_hash, event.model_id, event.prototype, event.case, event.verdict,
                     event.reason, event.comment, event.reviewer, event.time,
                 )  # fmt: skip
                 reverses = mapped[event.reverses] if event.reverses is not None else None
-                match = self._find_same(conn, values, reverses, claimed)
-                if match is None and reverses is not None:
+                match = self._find_same(conn, values, reverses, claimed, counts)
+                if match is None and reverses is not None and counts:
                     other = conn.execute(
-                        "SELECT id FROM events WHERE reverses = ?", (reverses,)
+                        f"SELECT id FROM events AS r WHERE reverses = ? AND {_counts('r')}",
+                        (reverses,),
                     ).fetchone()
                     if other is not None:
                         log.warning(
@@ -663,23 +804,33 @@ class LabelStore:
                         )  # fmt: skip
                         match = other[0]
                 if match is None:
-                    match = self._insert(conn, (*values, reverses)).id
+                    match = self._insert(conn, (*values, reverses, 1, imported_by, recorded)).id
                     added += 1
+                    provenance += not counts
                 claimed.add(match)
                 mapped[event.id] = match
-        log.info("merged %d events into %s (%d added)", len(checked), self.path, added)
-        return added
+        log.info(
+            "merged %d events into %s (%d added, %d of them provenance only; importer %s)",
+            len(checked), self.path, added, provenance, imported_by or "none",
+        )  # fmt: skip
+        return LabelImport(added, provenance, imported_by)
 
     @staticmethod
     def _find_same(
-        conn: sqlite3.Connection, values: tuple, reverses: int | None, claimed: set[int]
+        conn: sqlite3.Connection,
+        values: tuple,
+        reverses: int | None,
+        claimed: set[int],
+        counts: bool,
     ) -> int | None:
+        """A stored event with the same content not yet matched (one that counts, for ``counts``)."""
         model_hash, _model_id, prototype, case, verdict, reason, comment, reviewer, time = values
         rows = conn.execute(
-            """
-            SELECT id FROM events
+            f"""
+            SELECT id FROM events AS e
             WHERE model_hash = ? AND prototype = ? AND case_id IS ? AND verdict IS ? AND reason IS ?
               AND comment = ? AND reviewer = ? AND time = ? AND reverses IS ?
+              {f"AND {_counts('e')}" if counts else ""}
             ORDER BY id
             """,
             (model_hash, prototype, case, verdict, reason, comment, reviewer, time, reverses),
@@ -694,7 +845,8 @@ class LabelStore:
         verdict: str | None = None,
         reviewer: str | None = None,
     ) -> list[LabelEvent]:
-        """The current labels (after reversals), sorted by model, prototype and case.
+        """The current labels (after reversals), sorted by model, prototype and case; events kept
+        as provenance only are never among them.
 
         Args:
             model_hash: only this model's labels.
@@ -713,15 +865,19 @@ class LabelStore:
             outer_params.append(verdict)
         if reviewer is not None:
             outer.append("reviewer = ?")
-            outer_params.append(reviewer.strip())
-        where = " AND ".join(["verdict IS NOT NULL", *filters])
+            outer_params.append(
+                _checked("reviewer", bounded_text, reviewer, MAX_REVIEWER_CHARS, strip=True)
+            )
+        where = " AND ".join(["verdict IS NOT NULL", _counts("e"), *filters])
         query = f"""
             WITH effective AS (
-                SELECT {_COLUMNS} FROM events AS e
-                WHERE {where} AND NOT EXISTS (SELECT 1 FROM events AS r WHERE r.reverses = e.id)
+                SELECT {_COLUMNS}, {_ranked_time("e")} AS ranked_time FROM events AS e
+                WHERE {where} AND NOT EXISTS (
+                    SELECT 1 FROM events AS r WHERE r.reverses = e.id AND {_counts("r")}
+                )
             ), ranked AS (
                 SELECT *, row_number() OVER (
-                    PARTITION BY model_hash, prototype, case_id ORDER BY time DESC, id DESC
+                    PARTITION BY model_hash, prototype, case_id ORDER BY ranked_time DESC, id DESC
                 ) AS rank FROM effective
             )
             SELECT {_COLUMNS} FROM ranked WHERE {" AND ".join(outer)}
@@ -734,14 +890,19 @@ class LabelStore:
     def history(
         self, model_hash: str | None = None, prototype: int | None = None
     ) -> list[LabelEvent]:
-        """Every event (labels and reversals), oldest first (ids ascending)."""
+        """Every event (labels and reversals, provenance-only ones too), oldest first (ids
+        ascending).
+
+        Raises:
+            LabelError: ``prototype`` is not an integer ≥ 0 (2.5 is refused, not read as 2).
+        """
         filters, params = [], []
         if model_hash is not None:
             filters.append("model_hash = ?")
             params.append(model_hash)
         if prototype is not None:
             filters.append("prototype = ?")
-            params.append(int(prototype))
+            params.append(_prototype(prototype))
         where = f"WHERE {' AND '.join(filters)}" if filters else ""
         with self._connect() as conn:
             rows = conn.execute(

@@ -60,9 +60,19 @@ class ModelBundle:
         return sorted(folder.glob("*.png")) if folder.is_dir() else []
 
 
-def example_class(path: Path) -> int:
-    """The true class of a bundled example, from its name ``<class index>_<slug>_<k>_test<i>.png``."""
-    return int(path.name.split("_", 1)[0])
+def example_class(path: Path, num_classes: int | None = None) -> int:
+    """The true class of a bundled example, from its name ``<class index>_<slug>_<k>_test<i>.png``.
+
+    Raises:
+        CheckpointError: the name does not start with a class index (below ``num_classes``).
+    """
+    head = path.name.split("_", 1)[0]
+    if not head.isdigit() or (num_classes is not None and int(head) >= num_classes):
+        raise CheckpointError(
+            f"{path.parent.parent.name}: example {path.name} does not start with a class index"
+            + (f" (0..{num_classes - 1})" if num_classes else "")
+        )
+    return int(head)
 
 
 def content_hash(folder: Path) -> str:

@@ -7,10 +7,13 @@ import sys
 import gradio as gr
 
 from explorer import Explorer
-from explorer.auth import Credentials
+from explorer.auth import Credentials, SignIn
 from explorer.images import MAX_BYTES
+from explorer.ui.allocator import bound_server_memory
 from explorer.ui.choices import prototype_index
 from explorer.ui.identity import reviewer_field
+from explorer.ui.login import gradio_login_options
+from explorer.ui.skipped import skipped_folders_note
 from explorer.ui.tabs.explain import build_explain_tab
 from explorer.ui.tabs.labels import SHORTCUT_JS, build_labels_tab
 from explorer.ui.tabs.model_card import build_model_card_tab
@@ -35,6 +38,7 @@ THEME = gr.themes.Soft()
 LOCALHOST = "127.0.0.1"
 QUEUE_SIZE = 64  # waiting requests at most (16 busy clients use a quarter of it)
 LOOPBACK_HOSTS = (LOCALHOST, "localhost", "::1")
+SIGN_IN_NOTICE = "Sign in with the account your administrator created for you."
 
 
 def follow_prototype(choice: str | None) -> int | dict:
@@ -72,6 +76,8 @@ def build_app(explorer: Explorer) -> gr.Blocks:
             card = gr.Markdown(
                 model_card(explorer, explorer.default_model) if ids else "No models found."
             )
+        if explorer.skipped_folders:
+            gr.Markdown(skipped_folders_note(explorer.skipped_folders), elem_id="skipped-models")
         model.change(lambda m: model_card(explorer, m), model, card, api_name=False)
         with gr.Tab("Explain"):
             explained_prototype = build_explain_tab(explorer, model, reviewer, what_if)
@@ -95,19 +101,25 @@ def launch(
     host: str = LOCALHOST,
     port: int | None = None,
     credentials: Credentials | None = None,
+    sign_in: SignIn | None = None,
     **kwargs: object,
 ) -> gr.Blocks:
     """Launches on ``host`` (loopback unless the caller says otherwise); never a public share link.
 
-    With ``credentials`` every page and API call needs a login, and labels carry the user's name.
+    With ``credentials`` every page and API call needs a login, and labels carry the user's name;
+    before sign-in only a sign-in page is served (:mod:`explorer.ui.login`), and sign-ins are
+    checked by ``sign_in`` (by default ``SignIn(credentials)``: the standard rate limits and pool).
     """
-    if host not in LOOPBACK_HOSTS and credentials is None:
+    if sign_in is None and credentials is not None:
+        sign_in = SignIn(credentials)
+    if host not in LOOPBACK_HOSTS and sign_in is None:
         print(
             f"warning: serving on {host} without --auth: anyone who can reach this address can "
             "use the app and write labels",
             file=sys.stderr,
         )
     app = build_app(explorer)
+    bound_server_memory()  # before the server's worker threads start (explorer/ui/allocator.py)
     # Two events at a time per event type: explanations are CPU-bound torch work, and on the 2-core
     # machines this targets more parallel runs only slow each other; the rest wait in Gradio's queue.
     # The queue is bounded so a flood of requests is answered "queue full" instead of growing memory.
@@ -119,10 +131,7 @@ def launch(
         theme=THEME,
         footer_links=["api"],
         head=SHORTCUT_JS,
-        auth=credentials.check if credentials else None,
-        auth_message="Sign in with the account your administrator created for you."
-        if credentials
-        else None,
+        **(gradio_login_options(sign_in, SIGN_IN_NOTICE) if sign_in else {}),
         allowed_paths=[],  # serve nothing from disk beyond Gradio's own upload/output cache
         max_file_size=MAX_BYTES,  # refuse larger uploads before they are written to disk
         **kwargs,

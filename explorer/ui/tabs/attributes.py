@@ -15,6 +15,7 @@ from explorer import (
     ExplorerError,
 )
 from explorer.ui.choices import prototype_index
+from explorer.validation import prototype_index as checked_prototype
 from explorer.viz.figures import attribute_figure, dose_figure
 from explorer.viz.text import describe_figure
 
@@ -126,8 +127,8 @@ def build_prototype_section(explorer: Explorer, model: gr.Dropdown, number: gr.N
         if prototype is None:
             raise gr.Error("Enter a prototype number.")
         try:
-            view = explorer.prototype_attributes(int(prototype), model_id, mode_name)
-            curves = explorer.dose_curves(int(prototype), model_id, mode_name)
+            view = explorer.prototype_attributes(prototype, model_id, mode_name)
+            curves = explorer.dose_curves(prototype, model_id, mode_name)
         except (ExplorerError, ValueError) as error:
             raise gr.Error(str(error)) from None
         series = {}
@@ -157,7 +158,10 @@ def build_prototype_section(explorer: Explorer, model: gr.Dropdown, number: gr.N
         return figure, "\n\n".join(lines), dose_chart
 
     def compute_global(model_id, prototype, mode_name, reading_name, progress=gr.Progress()):  # noqa: B008
+        if prototype is None:
+            raise gr.Error("Enter a prototype number.")
         try:
+            checked_prototype(prototype, explorer.num_prototypes(model_id))  # before the work
             for split in SPLITS:
                 explorer.global_attributes(
                     model_id, split, mode_name,
@@ -165,7 +169,7 @@ def build_prototype_section(explorer: Explorer, model: gr.Dropdown, number: gr.N
                 )  # fmt: skip
         except ExplorerError as error:
             raise gr.Error(str(error)) from None
-        return show_prototype(model_id, prototype or 0, mode_name, reading_name)
+        return show_prototype(model_id, prototype, mode_name, reading_name)
 
     inputs = [model, number, mode, reading]
     show.click(show_prototype, inputs, [chart, text, dose], api_name="prototype_attributes")

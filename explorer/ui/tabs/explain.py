@@ -13,9 +13,10 @@ from explorer import Explanation, Explorer, ExplorerError
 from explorer.images import as_rgb
 from explorer.report import build_case, write_reports
 from explorer.ui.choices import STRONGEST, prototype_choices, prototype_index, required_prototype
-from explorer.ui.components import UploadedImage, shown_picture
+from explorer.ui.components import BoundedSlider, UploadedImage, shown_picture
 from explorer.ui.tabs.attributes import build_match_section
 from explorer.ui.tabs.labels import build_label_controls
+from explorer.validation import InputError, flag, shown
 from explorer.viz.figures import comparison_figure, evidence_figure
 from explorer.viz.heatmaps import ATTRIBUTION_COLORMAP, COLOUR_BLIND_SAFE, overlay, shared_scale
 from explorer.viz.overlays import enlarge
@@ -49,8 +50,8 @@ def _class_index(explorer: Explorer, model_id: str, choice: str | None) -> int |
         return None
     names = explorer.class_names(model_id)
     if choice not in names:
-        raise ValueError(
-            f"model '{model_id}' has no class '{choice}' (classes: {', '.join(names)})"
+        raise InputError(
+            f"model '{model_id}' has no class {shown(choice)} (classes: {', '.join(names)})"
         )
     return names.index(choice)
 
@@ -148,7 +149,7 @@ def build_explain_tab(
                 columns=6, height=200, allow_preview=False,
             )  # fmt: skip
             with gr.Accordion("Options", open=False):
-                top_k = gr.Slider(1, 20, value=10, step=1, label="Prototype pairs to show")
+                top_k = BoundedSlider(1, 20, value=10, step=1, label="Prototype pairs to show")
                 ranked_by = gr.Radio(
                     ["contribution", "similarity"], value="contribution", label="Rank by"
                 )
@@ -219,9 +220,10 @@ def build_explain_tab(
         if not path:
             raise gr.Error("Upload an image or click an example first.")
         try:
+            what_if_on = flag(what_if_on, "What-if")
             disabled = explorer.misleading(model_id) if what_if_on else set()
             x = explorer.explain(
-                path, model_id, top_k=int(k), ranked_by=rank,
+                path, model_id, top_k=k, ranked_by=rank,
                 class_index=_class_index(explorer, model_id, target_choice), attribution="gradcam",
                 disabled=disabled,
             )  # fmt: skip
@@ -267,10 +269,12 @@ def build_explain_tab(
         if not path:
             raise gr.Error("Upload an image or click an example first.")
         try:
+            smooth = flag(smooth, "SmoothGrad")
+            same_scale = flag(same_scale, "Shared colour scale")
             x = explorer.explain(
                 path, model_id, class_index=_class_index(explorer, model_id, target_choice),
                 attribution=METHOD_LABELS[method_label], attribution_target=kind,
-                attribution_prototype=prototype_index(proto), smoothgrad=bool(smooth),
+                attribution_prototype=prototype_index(proto), smoothgrad=smooth,
             )  # fmt: skip
         except (ExplorerError, ValueError) as error:
             raise gr.Error(str(error)) from None
@@ -282,7 +286,7 @@ def build_explain_tab(
             raise gr.Error("Upload an image or click an example first.")
         progress(0.1, desc="Explaining the case")
         try:
-            disabled = explorer.misleading(model_id) if what_if_on else set()
+            disabled = explorer.misleading(model_id) if flag(what_if_on, "What-if") else set()
             case = build_case(
                 explorer, path, model_id, disabled=disabled, source_name=Path(path).name
             )

@@ -10,7 +10,9 @@ from typing import Any
 import gradio as gr
 
 from explorer import REASONS, VERDICTS, Explorer, ExplorerError, LabelEvent
-from explorer.ui.identity import reviewer_name
+from explorer.ui.components import UploadedFile, WholeNumberInput
+from explorer.ui.identity import reviewer_name, signed_in_user
+from explorer.validation import flag
 
 SHORTCUTS = {"valid": "v", "misleading": "m", "unsure": "u", "redundant": "r"}
 TABLE_HEADERS = ["model", "prototype", "case", "verdict", "reason", "comment", "reviewer", "time"]
@@ -124,6 +126,26 @@ def build_label_controls(
     )
 
 
+def event_text(event: LabelEvent) -> str:
+    """The history table's *event* cell: the verdict or the undo, and where an import came from."""
+    text = f"undo of #{event.reverses}" if event.is_reversal else str(event.verdict)
+    if event.provenance_only:
+        return f"{text} (imported by {event.imported_by}: provenance only)"
+    return f"{text} (imported)" if event.imported else text
+
+
+def import_message(added: int, provenance_only: int, importer: str | None) -> str:
+    """What the Import button answers: the events added and those kept as provenance only."""
+    text = f"Imported {added} new events (events already present are skipped)."
+    if provenance_only:
+        text += (
+            f" {provenance_only} of them name another reviewer than you ({importer}): they are "
+            "kept as provenance only, in the history but no one's current label, and the what-if "
+            "switch ignores them."
+        )
+    return text
+
+
 def event_rows(events: list[LabelEvent]) -> list[list[Any]]:
     return [
         [
@@ -153,7 +175,7 @@ def build_labels_tab(explorer: Explorer, model: gr.Dropdown) -> None:
     progress = gr.Markdown()
     table = gr.Dataframe(headers=TABLE_HEADERS, label="Current labels", interactive=False)
     with gr.Row():
-        prototype = gr.Number(value=0, precision=0, label="History of prototype")
+        prototype = WholeNumberInput(value=0, precision=0, label="History of prototype")
         history_button = gr.Button("Show history")
     history = gr.Dataframe(
         headers=HISTORY_HEADERS, label="History (oldest first)", interactive=False
@@ -167,35 +189,39 @@ def build_labels_tab(explorer: Explorer, model: gr.Dropdown) -> None:
         export_button = gr.Button("Export")
         download = gr.File(label="Download", interactive=False)
     with gr.Row():
-        upload = gr.File(
+        upload = UploadedFile(
             label="Import labels (CSV or JSON from an export)", file_types=[".csv", ".json"]
         )
         import_button = gr.Button("Import")
     imported = gr.Markdown()
 
     def show(model_id, verdict_choice, reviewer_name, all_models):
-        events = explorer.current_labels(
-            None if all_models else model_id,
-            verdict=None if verdict_choice == ANY else verdict_choice,
-            reviewer=reviewer_name.strip() or None,
-        )
-        done, total = explorer.review_progress(model_id)
-        disabled = sorted(explorer.misleading(model_id))
+        try:
+            events = explorer.current_labels(
+                None if flag(all_models, "All models") else model_id,
+                verdict=None if verdict_choice == ANY else verdict_choice,
+                reviewer=(reviewer_name or "").strip() or None,
+            )
+            done, total = explorer.review_progress(model_id)
+            disabled = sorted(explorer.misleading(model_id))
+        except (ExplorerError, ValueError) as error:
+            raise gr.Error(str(error)) from None
         text = f"**{done} of {total} prototypes reviewed** for *{model_id}*."
         if disabled:
             text += f" Labelled misleading (disabled by the what-if switch): {', '.join(f'P{j}' for j in disabled)}."
         return text, event_rows(events)
 
     def show_history(model_id, number):
+        if number is None:
+            raise gr.Error("Enter a prototype number.")
         try:
-            events = explorer.label_history(model_id, int(number or 0))
+            events = explorer.label_history(model_id, number)
         except (ExplorerError, ValueError) as error:
             raise gr.Error(str(error)) from None
         return [
-            [e.id, e.prototype, f"undo of #{e.reverses}" if e.is_reversal else e.verdict,
-             e.reason or "", e.comment, e.reviewer, e.time[:19]]
+            [e.id, e.prototype, event_text(e), e.reason or "", e.comment, e.reviewer, e.time[:19]]
             for e in events
-        ]  # fmt: skip
+        ]
 
     def export(model_id, what):
         folder = Path(tempfile.mkdtemp(prefix="labels-"))
@@ -220,15 +246,15 @@ def build_labels_tab(explorer: Explorer, model: gr.Dropdown) -> None:
             raise gr.Error(str(error)) from None
         return str(path)
 
-    def import_labels(model_id, file):
+    def import_labels(model_id, file, request: gr.Request):
         if file is None:
             raise gr.Error("Choose a CSV or JSON file exported by the explorer.")
         path = Path(file if isinstance(file, str) else file.name)
         try:
-            added = explorer.import_labels(path)
+            result = explorer.import_labels(path, imported_by=signed_in_user(request))
         except (ExplorerError, ValueError) as error:
             raise gr.Error(str(error)) from None
-        return f"Imported {added} new events (events already present are skipped)."
+        return import_message(result.added, result.provenance_only, result.importer)
 
     refresh.click(
         show, [model, verdict, reviewer, everything], [progress, table], api_name="labels"

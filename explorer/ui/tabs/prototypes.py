@@ -14,10 +14,11 @@ from explorer import (
     upsample_map,
 )
 from explorer.ui.choices import required_prototype
-from explorer.ui.components import shown_picture
+from explorer.ui.components import WholeNumberInput, shown_picture
 from explorer.ui.tabs.attributes import build_prototype_section
 from explorer.ui.tabs.labels import build_label_controls
 from explorer.ui.thumbnails import prototype_thumbnail
+from explorer.validation import prototype_index
 from explorer.viz.figures import weights_figure
 from explorer.viz.pairs import activation_picture, boxed_picture
 from explorer.viz.text import describe_figure
@@ -87,7 +88,7 @@ def build_prototypes_tab(explorer: Explorer, model: gr.Dropdown, reviewer: gr.Te
         class_filter = gr.Dropdown(
             [ALL_CLASSES, *names], value=ALL_CLASSES, label="Show prototypes of"
         )
-        number = gr.Number(value=0, precision=0, label="Prototype")
+        number = WholeNumberInput(value=0, precision=0, label="Prototype")
         previous = gr.Button("◀ previous [p]", elem_classes=["prototype-previous"], size="sm")
         show = gr.Button("Show prototype")
         following = gr.Button("next [n] ▶", elem_classes=["prototype-next"], size="sm")
@@ -120,7 +121,7 @@ def build_prototypes_tab(explorer: Explorer, model: gr.Dropdown, reviewer: gr.Te
         if prototype is None:
             raise gr.Error("Enter a prototype number.")
         try:
-            view = explorer.prototype(int(prototype), model_id)
+            view = explorer.prototype(prototype, model_id)
         except (ExplorerError, ValueError) as error:
             raise gr.Error(str(error)) from None
         names = explorer.class_names(model_id)
@@ -134,8 +135,11 @@ def build_prototypes_tab(explorer: Explorer, model: gr.Dropdown, reviewer: gr.Te
             nearest_gallery(view, "test", names),
         )
 
-    def compute_nearest(model_id: str, prototype: float | None, progress=gr.Progress()):  # noqa: B008 (Gradio's pattern)
+    def compute_nearest(model_id: str, prototype: int | None, progress=gr.Progress()):  # noqa: B008 (Gradio's pattern)
+        if prototype is None:
+            raise gr.Error("Enter a prototype number.")
         try:
+            prototype_index(prototype, explorer.num_prototypes(model_id))  # before the work
             for split in SPLITS:
                 explorer.nearest(
                     model_id,
@@ -144,7 +148,7 @@ def build_prototypes_tab(explorer: Explorer, model: gr.Dropdown, reviewer: gr.Te
                 )
         except ExplorerError as error:
             raise gr.Error(str(error)) from None
-        return show_prototype(model_id, prototype or 0)
+        return show_prototype(model_id, prototype)
 
     def pick(ids: list[int], event: gr.SelectData) -> int:
         return ids[event.index]

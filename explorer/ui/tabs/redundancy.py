@@ -8,7 +8,9 @@ import gradio as gr
 import numpy as np
 
 from explorer import DEFAULT_THRESHOLD, Explorer, ExplorerError, RedundancyReport, WhatIf
+from explorer.ui.components import BoundedSlider, WholeNumberInput
 from explorer.ui.thumbnails import prototype_thumbnail
+from explorer.validation import InputError, shown
 from explorer.viz.figures import redundancy_heatmap
 from explorer.viz.text import describe_figure
 
@@ -60,9 +62,9 @@ def parse_prototypes(text: str | None, num_prototypes: int) -> list[int]:
     out = []
     for token in (text or "").replace(",", " ").split():
         number = token.removeprefix("P").removeprefix("p")
-        if not number.isdigit() or not 0 <= int(number) < num_prototypes:
-            raise ValueError(
-                f"'{token}' is not a prototype number between 0 and {num_prototypes - 1}"
+        if not (number.isascii() and number.isdigit()) or not 0 <= int(number) < num_prototypes:
+            raise InputError(
+                f"{shown(token)} is not a prototype number between 0 and {num_prototypes - 1}"
             )
         out.append(int(number))
     return sorted(set(out))
@@ -77,7 +79,7 @@ def build_redundancy_tab(explorer: Explorer, model: gr.Dropdown) -> None:
         "always one cluster. The first run needs one pass over the test split (progress bar)."
     )
     with gr.Row():
-        threshold = gr.Slider(
+        threshold = BoundedSlider(
             0.02, 0.6, value=DEFAULT_THRESHOLD, step=0.01, label="Cluster threshold (cut height)"
         )
         find = gr.Button("Find clusters", variant="primary")
@@ -92,7 +94,7 @@ def build_redundancy_tab(explorer: Explorer, model: gr.Dropdown) -> None:
     gr.Markdown("### What if")
     with gr.Row():
         disable = gr.Textbox(label="Disable prototypes (e.g. 3, 7, 12)")
-        merge = gr.Number(value=0, precision=0, label="…and merge cluster number (0: none)")
+        merge = WholeNumberInput(value=0, precision=0, label="…and merge cluster number (0: none)")
         apply = gr.Button("Compute accuracy")
     outcome = gr.Markdown()
     per_class = gr.Dataframe(
