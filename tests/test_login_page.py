@@ -167,6 +167,15 @@ def test_the_backoff_reaches_http_clients_with_when_to_retry(signed_app) -> None
 @pytest.mark.browser
 @pytest.mark.slow
 def test_signing_in_in_the_browser_opens_the_app(signed_app) -> None:
+    # Playwright's sync API refuses a thread with a running asyncio loop (an earlier test in the same
+    # process may leave one on the main thread), so the browser is driven from a fresh thread.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(_sign_in_in_the_browser, signed_app).result(timeout=300)
+
+
+def _sign_in_in_the_browser(signed_app) -> None:
     from playwright.sync_api import sync_playwright
 
     from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS

@@ -1,8 +1,9 @@
 """Keeping the server's resident memory bounded under concurrent load (glibc's malloc).
 
 Under 8 concurrent clients the server's allocated bytes stay flat (about 255 MB in use, ELPV) while
-the bytes glibc has freed but keeps grow round after round (8 → 703 → 838 → 910 → 1005 MB, measured
-with ``mallinfo2``; ``bench/memory_under_load.py``): the web server runs requests on a pool of
+the bytes glibc has freed but keeps grow round after round (8 → 703 → 838 → 910 → 1005 MB over rounds
+of 8 x 5 explanations, read with ``mallinfo2`` in the server; Python objects flat, tracked by ``gc``;
+``malloc_trim(0)`` handed back 670 MB at once): the web server runs requests on a pool of
 threads, glibc gives threads their own malloc arenas (up to 8 per core), and every arena keeps the
 pages its last explanation freed (hundreds of MB of activations and pictures), so the resident
 memory creeps up towards arenas × the largest explanation. Two bounds, both glibc's own:
@@ -11,9 +12,10 @@ memory creeps up towards arenas × the largest explanation. Two bounds, both gli
 * every :data:`TRIM_INTERVAL_S` seconds (``$EXPLORER_MALLOC_TRIM_S``) a daemon thread gives free
   pages back to the system (``malloc_trim(0)``: 25 to 50 ms over ELPV's heap with 2 arenas).
 
-Measured resident memory after rounds of 8 clients x 5 ELPV explanations: 969 → 1652 → 1704 → 1716
-→ 1716 → 1808 MB before; 966 → 1041 → 1042 → 1039 MB after trimming with 2 arenas (1,300 MB at most
-between trims).
+Measured (``python -m bench.memory_under_load``: 8 clients x 10 ELPV explanations a round, RSS 6 s
+after each round): 969 → 1734 → 1923 → 2024 → 2107 → 2201 MB without the bounds
+(``EXPLORER_MALLOC_TUNING=0``); 967 → 1060 → 1050 → 1058 → 1054 → 1049 MB with them, at most 1,562 MB
+during a round.
 
 Elsewhere (another C library, or ``EXPLORER_MALLOC_TUNING=0``) nothing is changed. An explicit
 ``MALLOC_ARENA_MAX`` in the environment is left to glibc.
