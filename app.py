@@ -3,15 +3,37 @@
 
 from __future__ import annotations
 
-import argparse
-import logging
-import os
+import gc
 import sys
+from importlib.abc import MetaPathFinder
 
-from explorer.api import WEIGHTS_DIR, Explorer
-from explorer.auth import Credentials
-from explorer.errors import ExplorerError
-from explorer.ui.app import LOCALHOST, launch
+
+class _WithoutIPython(MetaPathFinder):
+    """Imports of IPython fail as if it were not installed (it is not in requirements.txt)."""
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name == "IPython" or name.startswith("IPython."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
+# Start-up (bench/startup.py): torch, gradio and their dependencies create some 600,000 long-lived
+# objects while they are imported; the garbage collector is paused until they are, then they are
+# moved out of its sight (gc.freeze), so later collections walk only what the app creates. Gradio
+# imports IPython for its notebook hooks when it can (hundreds of modules); a server needs none.
+gc.disable()
+sys.meta_path.insert(0, _WithoutIPython())
+
+import argparse  # noqa: E402 (after the start-up settings above)
+import logging  # noqa: E402
+import os  # noqa: E402
+
+from explorer.api import WEIGHTS_DIR, Explorer  # noqa: E402
+from explorer.auth import Credentials  # noqa: E402
+from explorer.errors import ExplorerError  # noqa: E402
+from explorer.ui.app import LOCALHOST, launch  # noqa: E402
+
+gc.freeze()
+gc.enable()
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--model", default=os.environ.get("EXPLORER_MODEL"), help="default model id")

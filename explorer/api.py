@@ -9,6 +9,7 @@ default model) and passes the loaded :class:`~explorer.models.checkpoint.ModelBu
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -16,19 +17,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from explorer.analysis.activations import ImageActivations, image_activations
-from explorer.analysis.attribute_report import (
-    MatchAttributes,
-    PrototypeAttributes,
-    dose_curves,
-    match_attributes,
-    prototype_attributes,
-)
 from explorer.analysis.attribute_sets import (
     MODES,
     attributes_cache_name,
@@ -42,8 +36,8 @@ from explorer.analysis.attributes import (
     global_attributes,
     local_attributes,
 )
-from explorer.analysis.explanation import Explanation, explain_image
 from explorer.analysis.nearest import NearestPatches, nearest_patches
+from explorer.analysis.packing import AnalysisRun, pack_results
 from explorer.analysis.prototypes import PrototypeView, prototype_view
 from explorer.analysis.redundancy import (
     DEFAULT_THRESHOLD,
@@ -57,18 +51,27 @@ from explorer.analysis.whatif import WhatIf, disabled_weight, what_if
 from explorer.cache import AnalysisCache, default_cache_dir
 from explorer.data import ImageSet, load_split
 from explorer.errors import CheckpointError, ExplorerError, UnknownModelError
+from explorer.folder_analyses import (
+    ANALYSES_DIR,
+    SIZE_SHARE_LIMIT,
+    analyses_share,
+    folder_bytes,
+    write_folder_analyses,
+)
 from explorer.images import load_image
-from explorer.labels import exchange
-from explorer.labels.store import LabelEvent, LabelImport, LabelStore
 from explorer.models.card import model_card_markdown
 from explorer.models.checkpoint import SPEC_FILE, ModelBundle, example_class, load_model, read_png
-from explorer.models.importers import ImportReport
-from explorer.models.importers import import_checkpoint as import_checkpoint_file
 from explorer.models.preprocess import forward_batch_size
+from explorer.result_store import ResultStore, StoredResult
 from explorer.spec import ModelSpec
 from explorer.types import Prediction, PrototypeEvidence
 from explorer.validation import prototype_index, whole_number
-from explorer.viz.pairs import crop
+
+if TYPE_CHECKING:  # annotations only: these modules are imported by the methods that use them
+    from explorer.analysis.attribute_report import MatchAttributes, PrototypeAttributes
+    from explorer.analysis.explanation import Explanation
+    from explorer.labels.store import LabelEvent, LabelImport, LabelStore
+    from explorer.models.importers import ImportReport
 
 log = logging.getLogger(__name__)
 
@@ -211,9 +214,8 @@ class Explorer:
         self._folders: dict[str, Path] = {}
         self._loaded: OrderedDict[str, ModelBundle] = OrderedDict()
         self._max_loaded = max_loaded
-        self._lock = threading.Lock()
-        self._analysis_lock = threading.Lock()
-        self._grids: dict[str, tuple[int, int]] = {}
+        self._lock = threading.Lock()  # the registry and the loaded models
+        self._grids: dict[str, tuple[int, int]] = {}  # guarded by self._lock
         self._label_path = None if label_path is None else Path(label_path)
         self._labels: LabelStore | None = None
         self.skipped_folders: dict[Path, str] = {}
@@ -226,6 +228,7 @@ class Explorer:
                 for folder in sorted(p for p in root.iterdir() if (p / SPEC_FILE).is_file()):
                     self._register_or_skip(folder)
         self.cache_root = Path(cache_root) if cache_root is not None else default_cache_dir()
+        self._results = ResultStore(self.cache_root)
         if default_model and default_model not in self._folders:
             known = ", ".join(self._folders) or "none"
             raise UnknownModelError(
@@ -405,6 +408,8 @@ class Explorer:
         """
         bundle = self.bundle(model_id)
         source = self._source_image(bundle, prototype)
+        from explorer.viz.pairs import crop
+
         return None if source is None else crop(source, bundle.projection[int(prototype)].box)
 
     def dataset(self, model_id: str | None, split: str) -> ImageSet:
@@ -441,24 +446,31 @@ class Explorer:
         name: str,
         compute: Callable[[], Any],
         load: Callable[[dict[str, np.ndarray]], Any],
+        use_shipped: bool = True,
     ) -> Any:
-        """A per-model result from the cache, or computed once (one analysis at a time) and stored."""
-        cache = self._cache(bundle)
-        with self._analysis_lock:
-            arrays = cache.load(name)
-            if arrays is not None:
-                return load(arrays)
-            result = compute()
-            cache.save(name, result.to_arrays())
-            return result
+        """A per-model result: from the user's cache, else shipped in the model folder, else
+        computed once and cached. Reads never wait for a computation (see
+        :mod:`explorer.result_store`)."""
+        return self._results.get(
+            bundle.folder, bundle.content_hash, name, compute, load, use_shipped
+        )
+
+    def _is_stored(self, bundle: ModelBundle, name: str) -> bool:
+        return self._results.has(bundle.folder, bundle.content_hash, name)
+
+    def _stored_path(self, bundle: ModelBundle, name: str) -> Path:
+        """The file the result of ``name`` is read from (the user's cache first, then the folder's
+        shipped one); the cache file it would be computed into when neither exists."""
+        status = self._results.status(bundle.folder, bundle.content_hash, name)
+        return status.path if status.path is not None else self._cache(bundle).path(name)
 
     def nearest_path(self, model_id: str | None = None, split: str = "test") -> Path:
         """Where the nearest patches of a split are (or will be) stored."""
-        return self._cache(self.bundle(model_id)).path(f"nearest_{split}")
+        return self._stored_path(self.bundle(model_id), f"nearest_{split}")
 
     def has_nearest(self, model_id: str | None = None, split: str = "test") -> bool:
         """Whether the nearest patches of a split are already stored (loads nothing heavy)."""
-        return self.nearest_path(model_id, split).is_file()
+        return self._is_stored(self.bundle(model_id), f"nearest_{split}")
 
     def nearest(
         self,
@@ -476,6 +488,7 @@ class Explorer:
         bundle: ModelBundle,
         split: str,
         progress: Callable[[Iterable], Iterable] = lambda it: it,
+        use_shipped: bool = True,
     ) -> NearestPatches:
         _check_split(split)
 
@@ -492,17 +505,124 @@ class Explorer:
             )
 
         return self._stored(
-            bundle, f"nearest_{split}", compute, lambda a: NearestPatches.from_arrays(split, a)
+            bundle,
+            f"nearest_{split}",
+            compute,
+            lambda a: NearestPatches.from_arrays(split, a),
+            use_shipped,
         )
 
     def _stored_nearest(self, bundle: ModelBundle) -> dict[str, NearestPatches]:
         """The nearest patches of every split that is stored (none computed)."""
-        cache = self._cache(bundle)
         return {
             split: self._nearest(bundle, split)
             for split in SPLITS
-            if cache.path(f"nearest_{split}").is_file()
+            if self._is_stored(bundle, f"nearest_{split}")
         }
+
+    # --- what is stored, and shipping it with the model ---------------------------------------
+    @staticmethod
+    def analysis_names() -> list[tuple[str, str]]:
+        """``(name, title)`` of every data-wide analysis a model can store, in the order the model
+        card lists them (the redundancy report is computed from these in well under a second)."""
+        names = [
+            ("nearest_train", "Nearest patches, train split"),
+            ("nearest_test", "Nearest patches and per-image scores, test split"),
+        ]
+        for mode in MODES:
+            for split in SPLITS:
+                names.append(
+                    (
+                        attributes_cache_name(mode, split),
+                        f"Attribute explanation ({mode} set), {split} split",
+                    )
+                )
+        return names
+
+    def stored_analyses(self, model_id: str | None = None) -> list[StoredResult]:
+        """Where each analysis of :meth:`analysis_names` is stored: ``shipped`` (in the model folder's
+        ``analyses/``), ``cache`` (the user's cache) or not computed (``where`` is ``None``), and
+        since when. Reads no result."""
+        bundle = self.bundle(model_id)
+        return [
+            self._results.status(bundle.folder, bundle.content_hash, name)
+            for name, _ in self.analysis_names()
+        ]
+
+    def shipped_analyses_note(self, model_id: str | None = None) -> str:
+        """How the model folder's shipped analyses were packed (what is exact), or why they are not
+        used (stale, unreadable); empty when the folder ships none."""
+        bundle = self.bundle(model_id)
+        shipped = self._results.shipped(bundle.folder, bundle.content_hash)
+        if shipped.problem:
+            return f"The folder's shipped analyses are not used: {shipped.problem}."
+        return shipped.note
+
+    def analyse(
+        self,
+        model_id: str | None = None,
+        splits: Sequence[str] = SPLITS,
+        modes: Sequence[str] = MODES,
+        into_folder: bool = False,
+        progress: Callable[[str], Callable[[Iterable], Iterable]] | None = None,
+        size_share: float | None = SIZE_SHARE_LIMIT,
+    ) -> AnalysisRun:
+        """Computes a model's data-wide analyses into the user's cache (results already cached are
+        read): nearest patches per split (the test split with every image's scores) and global
+        attribute explanations per set and split. Shipped analyses are not used here: these are
+        always exact and complete, and once cached they are the ones every view reads.
+
+        Args:
+            splits, modes: which splits and attribute sets (``modes=()``: no attribute explanations).
+            into_folder: also write them into the model folder's ``analyses/``, packed to at most a
+                quarter of the folder (see :mod:`explorer.analysis.packing`).
+            progress: ``progress(description)`` → a wrapper of each pass's batches (e.g. tqdm).
+            size_share: the share of the folder ``analyses/`` may take (``None``: no limit, every
+                result exact). When nothing fits, the smallest packing is written and
+                ``run.packing.fits`` is false.
+
+        Raises:
+            ExplorerError: the model's data set is needed and not installed.
+        """
+        bundle = self.bundle(model_id)
+        for split in splits:
+            _check_split(split)
+        for mode in modes:
+            if mode not in MODES:
+                raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        wrap = progress or (lambda description: lambda it: it)
+        results: dict[str, Any] = {}
+        nearest: dict[str, NearestPatches] = {}
+        attributes: dict[tuple[str, str], GlobalAttributes] = {}
+        for split in splits:
+            nearest[split] = results[f"nearest_{split}"] = self._nearest(
+                bundle, split, wrap(f"nearest patches ({split})"), use_shipped=False
+            )
+            for mode in modes:
+                attributes[mode, split] = results[attributes_cache_name(mode, split)] = (
+                    self._global_attributes(
+                        bundle, split, mode, wrap(f"attributes {mode} ({split})"), False
+                    )
+                )
+        run = AnalysisRun(bundle.spec.model_id, results, nearest, attributes)
+        if not into_folder:
+            return run
+        titles = dict(self.analysis_names())
+        if size_share is not None and not 0 < size_share < 1:
+            raise ValueError(f"size_share must be between 0 and 1, not {size_share}")
+        others = folder_bytes(bundle.folder) - folder_bytes(bundle.folder / ANALYSES_DIR)
+        budget = 2**62 if size_share is None else int(others * size_share / (1 - size_share))
+        packed, packing = pack_results(
+            {name: (titles[name], result) for name, result in results.items()}, budget
+        )
+        write_folder_analyses(bundle.folder, bundle.content_hash, packed, note=packing.describe())
+        self._results.forget_folder(bundle.folder)
+        return dataclasses.replace(
+            run,
+            folder=bundle.folder,
+            packing=packing,
+            folder_share=analyses_share(bundle.folder),
+        )
 
     # --- attribute explanations --------------------------------------------------------------
     def local_attributes(
@@ -517,13 +637,13 @@ class Explorer:
 
     def global_attributes_path(self, model_id: str | None, split: str, mode: str) -> Path:
         """Where a split's global attribute explanation (one modification set) is stored."""
-        return self._cache(self.bundle(model_id)).path(attributes_cache_name(mode, split))
+        return self._stored_path(self.bundle(model_id), attributes_cache_name(mode, split))
 
     def has_global_attributes(self, model_id: str | None, split: str, mode: str) -> bool:
-        return self.global_attributes_path(model_id, split, mode).is_file()
+        return self._has_global_attributes(self.bundle(model_id), split, mode)
 
     def _has_global_attributes(self, bundle: ModelBundle, split: str, mode: str) -> bool:
-        return self._cache(bundle).path(attributes_cache_name(mode, split)).is_file()
+        return self._is_stored(bundle, attributes_cache_name(mode, split))
 
     def global_attributes(
         self,
@@ -542,6 +662,7 @@ class Explorer:
         split: str,
         mode: str,
         progress: Callable[[Iterable], Iterable] = lambda it: it,
+        use_shipped: bool = True,
     ) -> GlobalAttributes:
         _check_split(split)
         if mode not in MODES:
@@ -560,6 +681,7 @@ class Explorer:
             attributes_cache_name(mode, split),
             compute,
             lambda a: GlobalAttributes.from_arrays(split, a),
+            use_shipped,
         )
 
     def stored_global_attributes(
@@ -606,6 +728,8 @@ class Explorer:
         stored = self._stored_global_attributes(bundle, mode)
         names = bundle.spec.class_names
         classes = bundle.model.prototype_classes
+        from explorer.analysis.attribute_report import match_attributes
+
         return [match_attributes(local, j, names[classes[j]], stored) for j in chosen]
 
     def prototype_attributes(
@@ -626,6 +750,8 @@ class Explorer:
                 "compute it (needs the model's data set) or run python -m explorer analyse"
             )
         class_name = bundle.spec.class_names[bundle.model.prototype_classes[prototype]]
+        from explorer.analysis.attribute_report import prototype_attributes
+
         return prototype_attributes(prototype, class_name, splits.get("train"), splits.get("test"))
 
     def dose_curves(
@@ -635,6 +761,8 @@ class Explorer:
         bundle = self.bundle(model_id)
         prototype = _check_prototype(bundle, prototype)
         source = bundle.source_image(prototype)
+        from explorer.analysis.attribute_report import dose_curves
+
         return dose_curves(
             bundle.model,
             source,
@@ -644,10 +772,15 @@ class Explorer:
         )
 
     def _grid(self, bundle: ModelBundle) -> tuple[int, int]:
+        """The model's feature grid (one forward of a blank image, remembered per model)."""
         key = bundle.content_hash
-        if key not in self._grids:
-            self._grids[key] = feature_grid(bundle.model)
-        return self._grids[key]
+        with self._lock:
+            known = self._grids.get(key)
+        if known is None:
+            known = feature_grid(bundle.model)  # outside the lock: a forward pass
+            with self._lock:
+                known = self._grids.setdefault(key, known)
+        return known
 
     # --- labels -------------------------------------------------------------------------------
     @property
@@ -655,6 +788,8 @@ class Explorer:
         """The label store (opened on first use at ``label_path``, ``$EXPLORER_LABELS_DB`` or the
         default under ``~/.local/share``)."""
         if self._labels is None:
+            from explorer.labels.store import LabelStore
+
             self._labels = LabelStore(self._label_path)
         return self._labels
 
@@ -742,6 +877,8 @@ class Explorer:
         if format not in LABEL_FORMATS:
             raise ValueError(f"format must be one of {LABEL_FORMATS}, not {format!r}")
         scope = self._label_scope(model_id)
+        from explorer.labels import exchange
+
         if format == "json":
             return exchange.export_json(self.labels, path, scope, history=history)
         write = exchange.export_history_csv if history else exchange.export_current_csv
@@ -765,6 +902,8 @@ class Explorer:
             LabelError: the file is not a valid export, or dates an event in the future (nothing is
                 imported).
         """
+        from explorer.labels import exchange
+
         return exchange.import_file(self.labels, path, imported_by)
 
     def export_protopdebug(self, folder: str | Path, model_id: str | None = None) -> dict[str, int]:
@@ -781,6 +920,8 @@ class Explorer:
         """
         bundle = self.bundle(model_id)
         stored = self._stored_nearest(bundle)
+        from explorer.labels import exchange
+
         return exchange.export_protopdebug(self.labels, bundle, folder, stored.get("train"))
 
     # --- redundancy and what-if -------------------------------------------------------------
@@ -840,7 +981,10 @@ class Explorer:
         weight = self._weight(bundle)
         new_weight = pruned_weight(weight, merges or {})
         new_weight = disabled_weight(new_weight, disabled)
-        return what_if(nearest.all_scores, nearest.all_labels, weight, new_weight)
+        result = what_if(nearest.all_scores, nearest.all_labels, weight, new_weight)
+        if nearest.split_size is not None:  # the scores of a shipped sample of the split
+            result = dataclasses.replace(result, split_images=nearest.split_size)
+        return result
 
     # --- one image ---------------------------------------------------------------------------
     def activations(self, rgb: np.ndarray, model_id: str | None = None) -> ImageActivations:
@@ -868,7 +1012,47 @@ class Explorer:
                 (``top_k``, ``class_index`` and ``attribution_prototype`` must be whole numbers).
         """
         bundle = self.bundle(model_id)
+        from explorer.analysis.explanation import explain_image
+
         return explain_image(bundle, load_image(image), **_explain_options(bundle, options))
+
+    def with_attribution(
+        self,
+        explanation: Explanation,
+        method: str = "gradcam",
+        target: str = "class",
+        *,
+        class_index: int | None = None,
+        prototype: int | None = None,
+        smoothgrad: bool = False,
+    ) -> Explanation:
+        """``explanation`` with another post-hoc attribution: only the map is computed (from the
+        pixels the model saw, stored in the explanation), nothing else again; the explanation itself
+        when its attribution already is the one asked for (Grad-CAM of the explained class, by
+        default).
+
+        Args:
+            explanation: from :meth:`explain` (any options, ``attribution=None`` included).
+            method: ``gradcam``, ``occlusion`` or ``integrated_gradients``.
+            target: ``class`` (a class logit) or ``prototype`` (a prototype's score).
+            class_index: the class of a ``class`` target (the explained class when ``None``).
+            prototype: the prototype of a ``prototype`` target (the strongest pair's when ``None``).
+            smoothgrad: average the map over noisy copies (SmoothGrad).
+
+        Raises:
+            UnknownModelError: the explanation's model is no longer registered. ValueError: an
+                option is out of range, or the model folder changed since the explanation was made.
+        """
+        bundle = self.bundle(explanation.model_id)
+        checked = _explain_options(
+            bundle, {"class_index": class_index, "attribution_prototype": prototype}
+        )
+        from explorer.analysis.explanation import with_attribution
+
+        return with_attribution(
+            bundle, explanation, method, target, checked["class_index"],
+            checked["attribution_prototype"], smoothgrad,
+        )  # fmt: skip
 
     def prototype(self, prototype: int, model_id: str | None = None) -> PrototypeView:
         """One prototype's view, with whatever nearest patches are already stored (none computed)."""
@@ -988,6 +1172,8 @@ class Explorer:
         Raises:
             CheckpointError: the checkpoint is refused, with the reason; nothing was run or written.
         """
+        from explorer.models.importers import import_checkpoint as import_checkpoint_file
+
         report = import_checkpoint_file(
             checkpoint, out, format=format, data=data, push_dir=push_dir,
             class_names=class_names, model_id=model_id, class_identity=class_identity, **options,

@@ -4,6 +4,9 @@ Each result is one ``.npz`` of plain arrays (loaded with ``allow_pickle=False``)
 file and atomically renamed into place, and stamped with a format version and the content hash. A file
 that is half-written, corrupt, of another format or of another model is never trusted: loading returns
 ``None`` and the caller recomputes.
+
+:class:`AnalysisCache` is the user's cache (``~/.cache/prototype-explorer/<hash>/``); the analyses a
+model folder ships (``<folder>/analyses/``) use the same stamped files (:mod:`explorer.folder_analyses`).
 """
 
 from __future__ import annotations
@@ -29,8 +32,44 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "prototype-explorer"
 
 
+def save_stamped(path: Path, arrays: dict[str, np.ndarray], content_hash: str) -> Path:
+    """Writes ``arrays`` to ``path`` atomically, stamped with the format and ``content_hash``: a
+    reader sees the old file, the new file, or none — never half of one."""
+    stamped = {
+        **arrays,
+        _STAMP_FORMAT: np.array(FORMAT_VERSION),
+        _STAMP_HASH: np.array(content_hash),
+    }
+    with atomic_write(path) as stream:
+        np.savez_compressed(stream, **stamped)
+    return path
+
+
+def load_stamped(path: Path, content_hash: str) -> dict[str, np.ndarray] | None:
+    """The arrays stored at ``path``, or ``None`` when absent or not to be trusted (unreadable, of
+    another format, or stamped for another model)."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except Exception as error:
+        # Damaged bytes raise far more than OSError and BadZipFile: zlib.error from a garbled
+        # deflate stream, NotImplementedError from a garbled zip header, tokenize.TokenError from
+        # a garbled .npy header. None of them is to be trusted.
+        log.warning("ignoring unreadable analysis file %s (%s); it will be recomputed", path, error)
+        return None
+    if (
+        arrays.pop(_STAMP_FORMAT, None) != FORMAT_VERSION
+        or str(arrays.pop(_STAMP_HASH, "")) != content_hash
+    ):
+        log.warning("ignoring %s: of another format or model; it will be recomputed", path)
+        return None
+    return arrays
+
+
 class AnalysisCache:
-    """Reads and writes named array bundles for one model."""
+    """Reads and writes named array bundles for one model in the user's cache."""
 
     def __init__(self, content_hash: str, root: Path | None = None) -> None:
         self.content_hash = content_hash
@@ -41,34 +80,8 @@ class AnalysisCache:
 
     def save(self, name: str, arrays: dict[str, np.ndarray]) -> Path:
         """Writes atomically: a reader sees the old file, the new file, or none — never half of one."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        stamped = {
-            **arrays,
-            _STAMP_FORMAT: np.array(FORMAT_VERSION),
-            _STAMP_HASH: np.array(self.content_hash),
-        }
-        with atomic_write(self.path(name)) as stream:
-            np.savez_compressed(stream, **stamped)
-        return self.path(name)
+        return save_stamped(self.path(name), arrays, self.content_hash)
 
     def load(self, name: str) -> dict[str, np.ndarray] | None:
         """The stored arrays, or ``None`` when absent or not to be trusted (then recompute)."""
-        path = self.path(name)
-        if not path.is_file():
-            return None
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {key: data[key] for key in data.files}
-        except Exception as error:
-            # Damaged bytes raise far more than OSError and BadZipFile: zlib.error from a garbled
-            # deflate stream, NotImplementedError from a garbled zip header, tokenize.TokenError from
-            # a garbled .npy header. None of them is to be trusted.
-            log.warning("ignoring unreadable cache %s (%s); it will be recomputed", path, error)
-            return None
-        if (
-            arrays.pop(_STAMP_FORMAT, None) != FORMAT_VERSION
-            or str(arrays.pop(_STAMP_HASH, "")) != self.content_hash
-        ):
-            log.warning("ignoring cache %s of another format or model; it will be recomputed", path)
-            return None
-        return arrays
+        return load_stamped(self.path(name), self.content_hash)

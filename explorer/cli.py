@@ -152,27 +152,41 @@ def _analyse(args: argparse.Namespace) -> int:
 
     explorer = Explorer()
     model_id = args.model or explorer.default_model
+    modes = [] if args.no_attributes else args.attributes
+    if not 0 <= args.size_share < 1:
+        raise ExplorerError(f"--size-share must be at least 0 and below 1, not {args.size_share}")
+    run = explorer.analyse(
+        model_id, args.splits, modes, into_folder=args.into_folder,
+        progress=lambda description: lambda it: tqdm(it, desc=description),
+        size_share=args.size_share or None,
+    )  # fmt: skip
     classes = explorer.prototype_classes(model_id)
     summary: dict = {"model_id": model_id, "nearest_patches": {}, "attributes": {}}
-    for split in args.splits:
-        result = explorer.nearest(
-            model_id, split, progress=lambda it, s=split: tqdm(it, desc=f"nearest patches ({s})")
-        )
+    for split, result in run.nearest.items():
         summary["nearest_patches"][split] = {
             "k": int(result.images.shape[1]),
             "mean_purity": round(float(result.purity(classes).mean()), 4),
             "cache": str(explorer.nearest_path(model_id, split)),
         }
-        for mode in [] if args.no_attributes else args.attributes:
-            attributes = explorer.global_attributes(
-                model_id, split, mode,
-                progress=lambda it, s=split, m=mode: tqdm(it, desc=f"attributes {m} ({s})"),
-            )  # fmt: skip
-            summary["attributes"][f"{mode}_{split}"] = {
-                "modifications": list(attributes.modifications),
-                "mean_phi": [round(float(v), 4) for v in attributes.phi.mean(axis=0)],
-                "cache": str(explorer.global_attributes_path(model_id, split, mode)),
-            }
+    for (mode, split), attributes in run.attributes.items():
+        summary["attributes"][f"{mode}_{split}"] = {
+            "modifications": list(attributes.modifications),
+            "mean_phi": [round(float(v), 4) for v in attributes.phi.mean(axis=0)],
+            "cache": str(explorer.global_attributes_path(model_id, split, mode)),
+        }
+    if run.packing is not None:
+        summary["folder"] = {
+            "path": str(run.folder),
+            "share_of_folder": round(float(run.folder_share or 0), 4),
+            "packing": run.packing.describe(),
+            "fits": run.packing.fits,
+        }
+        if not run.packing.fits:
+            print(
+                f"warning: analyses/ takes {run.folder_share:.0%} of {run.folder}, more than "
+                f"--size-share {args.size_share}: even the smallest packing does not fit",
+                file=sys.stderr,
+            )
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -231,6 +245,8 @@ def _labels(args: argparse.Namespace) -> int:
         print(json.dumps({"imported_events": imported.added, "store": store}))
         return 0
     out = Path(args.path)
+    if args.format is None:  # the file's suffix decides, as import does
+        args.format = "csv" if out.suffix.lower() == ".csv" else "json"
     if args.format == "protopdebug":
         counts = explorer.export_protopdebug(out, args.model)
         print(json.dumps({"folder": str(out), "counts": counts}, default=str))
@@ -366,6 +382,16 @@ def build_parser() -> argparse.ArgumentParser:
     analyse.add_argument(
         "--no-attributes", action="store_true", help="skip the global attribute explanations"
     )
+    analyse.add_argument(
+        "--into-folder", action="store_true",
+        help="also store them in the model folder's analyses/ (shipped with the model; packed to "
+        "at most --size-share of the folder, boxes and scores exact)",
+    )  # fmt: skip
+    analyse.add_argument(
+        "--size-share", type=float, default=0.25,
+        help="with --into-folder: the largest share of the folder analyses/ may take (default 0.25; "
+        "0 for no limit)",
+    )  # fmt: skip
     analyse.set_defaults(run=_analyse)
 
     redundancy = commands.add_parser(
@@ -379,7 +405,10 @@ def build_parser() -> argparse.ArgumentParser:
     labels.add_argument("action", choices=["export", "import"])
     labels.add_argument("path", help="file to write or read (a folder for --format protopdebug)")
     labels.add_argument("--model", help="only this model's labels (required for protopdebug)")
-    labels.add_argument("--format", choices=["csv", "json", "protopdebug"], default="json")
+    labels.add_argument(
+        "--format", choices=["csv", "json", "protopdebug"], default=None,
+        help="default: csv for a path ending in .csv, else json",
+    )  # fmt: skip
     labels.add_argument(
         "--history", action="store_true", help="every event, not only current labels"
     )

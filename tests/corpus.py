@@ -3,7 +3,7 @@
 :data:`HOSTILE_IMAGES` is the one table of what each file is and what the explorer must do with it
 (``handled``: explained like any image; ``refused``: a ``BadImageError`` whose message contains the
 fragment). ``tests/test_hostile_inputs.py`` drives the library, the CLI and the app from it, and
-:func:`readme_table` renders it for the README.
+:func:`readme_table` renders it for docs/reliability.md.
 """
 
 from __future__ import annotations

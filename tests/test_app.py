@@ -83,14 +83,11 @@ def test_attribute_explanations_answer(client: Client) -> None:
         "reference (raw, as the paper)", api_name="/attributes",
     )  # fmt: skip
     assert figure is not None and "prototype 7" in text and "reading" in text
-    with pytest.raises(AppError, match="no global attribute explanation"):
-        client.predict(
-            "elpv",
-            3,
-            "reference",
-            "reference (raw, as the paper)",
-            api_name="/prototype_attributes",
-        )
+    # shipped with the model: answered at once, nothing computed
+    chart, text, _ = client.predict(
+        "elpv", 3, "reference", "reference (raw, as the paper)", api_name="/prototype_attributes"
+    )
+    assert chart is not None and "Prototype 3" in text and "from train to test" in text
 
 
 @pytest.mark.slow
@@ -103,8 +100,8 @@ def test_nearest_patches_and_global_attributes_are_computed_through_the_app(clie
     assert chart is not None and dose is not None
     assert "Prototype 4" in text and "from train to test" in text and "Welch" in text
     card = client.predict("synthetic", api_name="/model_card")
-    assert "Nearest patches, test split: stored" in card
-    assert "Attribute explanation (reference set), train split: stored" in card
+    assert "Nearest patches and per-image scores, test split: shipped with the model, 20" in card
+    assert "Attribute explanation (reference set), train split: shipped with the model" in card
 
 
 def test_labels_import_through_the_app(client: Client, tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ Each file is either *handled* (explained like any image; the three entries agree
 *refused* (``BadImageError`` / exit status 2 with one ``error:`` line / a Gradio error), with a message
 that names the problem, never hanging (a 60 s guard; times are printed, not asserted), and the app
 keeps serving after each one. The expected
-outcome comes from one table, :data:`tests.corpus.HOSTILE_IMAGES`, which also renders the README's.
+outcome comes from one table, :data:`tests.corpus.HOSTILE_IMAGES`, which also renders the table in docs/reliability.md.
 Run with ``-s`` to see the table of what each entry did.
 """
 

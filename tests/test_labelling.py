@@ -14,6 +14,7 @@ from gradio_client import Client
 
 from explorer.analysis.whatif import modified_last_layer
 from explorer.api import Explorer
+from explorer.labels.exchange import COLUMNS
 from tests.serving import app_process
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,6 +108,10 @@ def test_cli_exports_and_imports_idempotently(tmp_path: Path) -> None:
     again = Explorer(label_path=target)
     assert again.misleading("fashion_mnist") == {1}
     assert [e.comment for e in again.label_history("fashion_mnist", 1)] == ['says "hi", twice']
+    as_csv = tmp_path / "history.csv"  # the suffix picks the format when --format is not given
+    assert cli(source, "export", str(as_csv), "--history")["events"] == 3
+    assert as_csv.read_text().splitlines()[0] == ",".join(COLUMNS)
+    assert cli(tmp_path / "c.sqlite3", "import", str(as_csv))["imported_events"] == 3
     folder = tmp_path / "protopdebug"
     counts = cli(
         source, "export", str(folder), "--format", "protopdebug", "--model", "fashion_mnist"

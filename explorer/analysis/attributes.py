@@ -35,7 +35,6 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
-from scipy import stats
 
 from explorer.images import as_rgb
 from explorer.models.base import PrototypeModel, model_device
@@ -469,6 +468,8 @@ def welch_by_modification(
     Returns:
         ``{name: (t, p)}``; a small ``p`` means the distribution of ``Φ_m`` differs between the splits.
     """
+    from scipy import stats  # scipy.stats takes a second to import: only when used
+
     _check_same(train, test)
     result: dict[str, tuple[float, float]] = {}
     for m, name in enumerate(train.modifications):
@@ -486,6 +487,8 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     """Spearman's ρ, NaN when either vector is constant or shorter than 2."""
     if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return float("nan")
+    from scipy import stats
+
     return float(stats.spearmanr(a, b).statistic)
 
 
@@ -576,7 +579,7 @@ def relative(phi: np.ndarray) -> np.ndarray:
     the percentile across prototypes removes how large each modification is (why raw ``Φ`` favours
     contrast, :data:`WHY_RAW_FAVOURS_CONTRAST`). Ties get their average rank. Measured on the
     synthetic known-answer benchmark, this reading names the class-defining attribute first far
-    more often than raw ``Φ`` or a plain z-score of ``Φ`` (README, known-answer benchmark).
+    more often than raw ``Φ`` or a plain z-score of ``Φ`` (docs/method.md §8).
 
     Args:
         phi: ``[P, M]``.
@@ -589,6 +592,8 @@ def relative(phi: np.ndarray) -> np.ndarray:
     count = share.shape[0]
     if count < 2:
         return np.full_like(share, 50.0)
+    from scipy import stats
+
     ranks = stats.rankdata(share, axis=0)  # 1..P, ties averaged
     return (ranks - 1.0) / (count - 1.0) * 100.0
 

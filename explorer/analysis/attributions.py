@@ -1,6 +1,6 @@
 """Post-hoc attributions for one image, computed with captum (never by hand).
 
-Three methods (METHOD.md §5):
+Three methods (docs/method.md §2):
 
 * ``"gradcam"``: :class:`captum.attr.LayerGradCam` on the model's ``feature_layer`` with
   ``relu_attributions=True``, upsampled to the input size with
@@ -33,21 +33,16 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from captum.attr import (
-    Attribution,
-    IntegratedGradients,
-    LayerAttribution,
-    LayerGradCam,
-    NoiseTunnel,
-    Occlusion,
-)
 from torch import nn
 
 from explorer.models.base import PrototypeModel
+
+if TYPE_CHECKING:  # captum is imported where it is used: it takes a second to import
+    from captum.attr import Attribution
 
 __all__ = ["METHODS", "AttributionMap", "attribute", "default_occlusion_window"]
 
@@ -175,6 +170,8 @@ def attribute(
             model, forward_fn, method, target, int(inputs.shape[1]), window, ig_steps
         )
         if smoothgrad:
+            from captum.attr import NoiseTunnel
+
             tunnel = NoiseTunnel(algorithm)
             with _seeded_rng(inputs.device):
                 attr = tunnel.attribute(
@@ -263,6 +260,8 @@ def _algorithm(
     ig_steps: int,
 ) -> tuple[Attribution, dict[str, Any]]:
     """The captum attribution object for ``method`` and the keyword arguments of its ``attribute``."""
+    from captum.attr import IntegratedGradients, LayerGradCam, Occlusion
+
     if method == "gradcam":
         return LayerGradCam(forward_fn, model.feature_layer), {
             "target": target,
@@ -293,6 +292,8 @@ def _to_input_map(attr: torch.Tensor, method: str, height: int, width: int) -> n
     target when the pixel's windows are occluded, in the target's own units, whatever ``C`` is.
     """
     if method == "gradcam":
+        from captum.attr import LayerAttribution
+
         attr = LayerAttribution.interpolate(attr, (height, width), interpolate_mode="bilinear")
         values = attr[0, 0]  # [H, W]
     elif method == "occlusion":

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from explorer.analysis.activations import ImageActivations, image_activations
-from explorer.analysis.attributions import AttributionMap, attribute
+from explorer.analysis.attributions import SMOOTHGRAD_SUFFIX, AttributionMap, attribute
 from explorer.analysis.whatif import disabled_weight
 from explorer.boxes import high_activation_box
 from explorer.models.checkpoint import ModelBundle
@@ -55,6 +55,9 @@ class Explanation:
         ranked_by: ``contribution`` or ``similarity``.
         pairs: the top prototypes.
         attribution: the post-hoc attribution map, if asked for.
+        disabled: the prototypes left out (the what-if model); empty for the model as trained.
+        trained: the activations under the model as trained, when prototypes were left out (the
+            same forward pass, read through the whole last layer); ``None`` when none were.
     """
 
     model_id: str
@@ -66,10 +69,18 @@ class Explanation:
     ranked_by: str
     pairs: tuple[PatchPair, ...]
     attribution: AttributionMap | None
+    disabled: frozenset[int] = frozenset()
+    trained: ImageActivations | None = None
 
     @property
     def predicted(self) -> int:
         return self.activations.predicted
+
+    @property
+    def as_trained(self) -> ImageActivations:
+        """The activations under the model as trained (:attr:`activations` when nothing is left
+        out): what the what-if model is compared with, without a second forward pass."""
+        return self.activations if self.trained is None else self.trained
 
 
 def explain_image(
@@ -107,7 +118,9 @@ def explain_image(
     with torch.inference_mode():
         output = model(x)
     weight = model.class_weights.detach().numpy()
+    trained = None
     if disabled:
+        trained = image_activations(output, weight, model.prototype_classes, bundle.spec.input_size)
         weight = disabled_weight(weight, disabled).astype(weight.dtype)
         logits = output.scores @ torch.from_numpy(weight).t()
         if model.class_bias is not None:
@@ -134,18 +147,16 @@ def explain_image(
                 activation=upsampled,
             )
         )
+    _check_attribution_target(attribution_target)
     attribution_map = None
-    if attribution_target not in ("class", "prototype"):
-        raise ValueError(
-            f"attribution_target must be 'class' or 'prototype', not {attribution_target!r}"
+    if attribution is not None:
+        explained = target
+        if attribution_target == "prototype":
+            chosen = attribution_prototype
+            explained = pairs[0].prototype if chosen is None else int(chosen)
+        attribution_map = _attribution(
+            bundle, x, attribution, attribution_target, explained, smoothgrad
         )
-    if attribution is not None and attribution_target == "class":
-        attribution_map = attribute(
-            model, x, attribution, class_index=target, smoothgrad=smoothgrad
-        )
-    elif attribution is not None:
-        chosen = pairs[0].prototype if attribution_prototype is None else int(attribution_prototype)
-        attribution_map = attribute(model, x, attribution, prototype=chosen, smoothgrad=smoothgrad)
     return Explanation(
         model_id=bundle.spec.model_id,
         content_hash=bundle.content_hash,
@@ -156,4 +167,78 @@ def explain_image(
         ranked_by=ranked_by,
         pairs=tuple(pairs),
         attribution=attribution_map,
+        disabled=frozenset(int(j) for j in disabled),
+        trained=trained,
+    )
+
+
+def _check_attribution_target(attribution_target: str) -> None:
+    if attribution_target not in ("class", "prototype"):
+        raise ValueError(
+            f"attribution_target must be 'class' or 'prototype', not {attribution_target!r}"
+        )
+
+
+def _attribution(
+    bundle: ModelBundle, x: torch.Tensor, method: str, kind: str, target: int, smoothgrad: bool
+) -> AttributionMap:
+    """One attribution map of a class logit (``kind="class"``) or a prototype score."""
+    if kind == "class":
+        return attribute(bundle.model, x, method, class_index=target, smoothgrad=smoothgrad)
+    return attribute(bundle.model, x, method, prototype=target, smoothgrad=smoothgrad)
+
+
+def with_attribution(
+    bundle: ModelBundle,
+    explanation: Explanation,
+    method: str = "gradcam",
+    target: str = "class",
+    class_index: int | None = None,
+    prototype: int | None = None,
+    smoothgrad: bool = False,
+) -> Explanation:
+    """The explanation with another post-hoc attribution; nothing else is computed again.
+
+    The map is computed from the explanation's own pixels (the image as the model saw it, which the
+    model's preprocessing leaves as they are), so the image is not needed again. When the stored
+    attribution already is the one asked for, the explanation itself is returned.
+
+    Args:
+        bundle: the model folder that made ``explanation``.
+        explanation: from :func:`explain_image`.
+        method: one of :data:`explorer.analysis.attributions.METHODS`.
+        target: ``class`` (a class logit) or ``prototype`` (a prototype's score).
+        class_index: which class for a ``class`` target; the explained class when ``None``.
+        prototype: which prototype for a ``prototype`` target; the strongest pair's when ``None``.
+        smoothgrad: average the attribution over noisy copies (SmoothGrad).
+
+    Raises:
+        ValueError: another model made the explanation, or an option is invalid.
+    """
+    if explanation.content_hash != bundle.content_hash:
+        raise ValueError(
+            f"this explanation was made by another model ({explanation.model_id}, "
+            f"{explanation.content_hash[:12]}), not {bundle.spec.model_id} "
+            f"({bundle.content_hash[:12]}): explain the image again"
+        )
+    _check_attribution_target(target)
+    if target == "class":
+        index = explanation.target_class if class_index is None else int(class_index)
+    elif prototype is None:
+        if not explanation.pairs:
+            raise ValueError("the explanation lists no pairs: name the prototype to attribute")
+        index = explanation.pairs[0].prototype
+    else:
+        index = int(prototype)
+    stored = explanation.attribution
+    name = method + (SMOOTHGRAD_SUFFIX if smoothgrad else "")
+    if stored is not None and (stored.method, stored.target_kind, stored.target) == (
+        name,
+        target,
+        index,
+    ):
+        return explanation
+    x = bundle.model.preprocess([explanation.pixels])
+    return replace(
+        explanation, attribution=_attribution(bundle, x, method, target, index, smoothgrad)
     )

@@ -15,7 +15,7 @@ Reference set (``mode="reference"``, :func:`reference_set`)
 -----------------------------------------------------------
 
 Exactly the public code's operations (M-Nauta/Explaining_Prototypes, see
-``METHOD.md`` §2), done in memory: the reference round-trips every modified image
+``docs/method.md`` §3.1), done in memory: the reference round-trips every modified image
 through a JPEG file, which adds compression noise; we do not.
 
 =============  ============================================================  ==============
@@ -49,7 +49,7 @@ brightness     ``PIL.ImageEnhance.Brightness(img).enhance(f)``               f =
 Disentangled set (``mode="disentangled"``, :func:`disentangled_set`) -- ours
 ----------------------------------------------------------------------------
 
-``METHOD.md`` §2.1 shows why the reference values are not comparable across
+``docs/method.md`` §3.1 shows why the reference values are not comparable across
 characteristics: blending toward grey at 0.45 also scales chroma by 0.45 and
 removes most fine-texture energy, so "contrast" dominates raw importances.
 These modifications each change **one** attribute and keep the others. They work
@@ -73,9 +73,10 @@ brightness  ``L ← f L``, a and b kept (not in the set by        f (factor)    
 ==========  ==================================================  =================  =======
 
 Why these values (version 2 of the set, :data:`explorer.analysis.attribute_sets.SET_VERSIONS`):
-they were chosen on the synthetic known-answer benchmark (README) as the values at which the
-relative reading names the class-defining attribute first for most prototypes, on the train split
-of one model (seed 0), and then checked unchanged on models of other seeds and on the test split.
+they were chosen on the synthetic known-answer benchmark (docs/method.md §8) as the values at
+which the relative reading names the class-defining attribute first for most prototypes, on the
+train split of one model (seed 0), and then checked unchanged on models of other seeds and on the
+test split.
 What each one does:
 
 * hue 90°: a quarter turn of the colour wheel, far from every original hue. On the benchmark
@@ -86,15 +87,16 @@ What each one does:
   (``w = 2 / (period_cells · cell)``): at 64 px and cell 8 that is A = 4 px over an 8-px period,
   which bends outlines and corners inside every cell a prototype sees. With the coarse warp of
   version 1 (period 4 cells) every prototype lost about the same similarity, so shape was never a
-  prototype's top attribute in any reading (measured, README).
+  prototype's top attribute in any reading (measured, bench/README.md).
 * texture σ = ½ cell: a Gaussian low-pass of the lightness that removes detail finer than a cell
   (at 64 px and σ = 4 px a 4-px stripe pattern keeps far below 1 % of its amplitude) and keeps the
   cell-scale layout. It blurs object outlines too; an edge-preserving filter cannot tell a
   low-contrast outline from a texture stripe of larger amplitude, so we accept that. Chroma detail
   is not touched.
 * contrast 0.6 / saturation 0.7: moderate, so that these changes are not simply larger than the
-  others (METHOD.md §2.1: at the reference settings contrast dominates because it is the largest
-  change). Saturation 0.7 is the paper's value; contrast 0.6 acts on lightness only and keeps chroma.
+  others (docs/method.md §3.1: at the reference settings contrast dominates because it is the
+  largest change). Saturation 0.7 is the paper's value; contrast 0.6 acts on lightness only and
+  keeps chroma.
 
 Gamut: a colour with the target L*a*b* may lie outside sRGB. It is never clipped
 per channel (that would change hue and chroma). Instead each pixel moves from an
@@ -154,7 +156,7 @@ IDENTITY_STRENGTH: dict[str, float] = {
 }
 """The no-op strength of each attribute (the same in both modes)."""
 
-# Reference defaults (METHOD.md §2).
+# Reference defaults (docs/method.md §3.1).
 REF_HUE = 0.1
 REF_CONTRAST = 0.45
 REF_SATURATION = 0.7
@@ -354,7 +356,7 @@ def reference_set(
     shape_frequency: float = REF_SHAPE_FREQUENCY,
     brightness: float | None = REF_BRIGHTNESS,
 ) -> tuple[Modification, ...]:
-    """The reference code's modifications (METHOD.md §2), in :data:`ATTRIBUTES` order.
+    """The reference code's modifications (docs/method.md §3.1), in :data:`ATTRIBUTES` order.
 
     Args:
         hue: hue shift as a fraction of the circle, in ``[-0.5, 0.5]``.

@@ -17,6 +17,14 @@ import torch
 from explorer.boxes import high_activation_box, upsample_map
 from explorer.models.base import PrototypeModel
 from explorer.models.preprocess import to_model_pixels
+from explorer.pixel_store import (
+    decode_images,
+    decode_mosaic,
+    encode_images,
+    encode_mosaic,
+    prefixed,
+    unprefixed,
+)
 
 DEFAULT_K = 5
 
@@ -76,6 +84,15 @@ class TopK:
         self.maps = maps[rows, order]
 
 
+def _maps(arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """The stored similarity maps as float32, from whichever form :meth:`NearestPatches.to_arrays`
+    chose."""
+    if "maps_levels" in arrays:
+        low, step = arrays["maps_range"]
+        return (low + arrays["maps_levels"].astype(np.float64) * step).astype(np.float32)
+    return np.asarray(arrays["maps"], dtype=np.float32)
+
+
 @torch.inference_mode()
 def match_batch(model: PrototypeModel, x: torch.Tensor, first: int) -> BatchMatches:
     """The map step: one forward pass over a preprocessed batch."""
@@ -107,6 +124,11 @@ class NearestPatches:
         maps: ``[P, k, h, w]`` the prototype's similarity map on each image.
         all_scores: ``[N, P]`` every image's prototype scores (kept for the test split).
         all_labels: ``[N]`` the split's labels (with ``all_scores``).
+        score_images: ``[N]`` which images of the split the rows of ``all_scores`` are (``None``: all
+            of them, in order); a folder's shipped analyses may keep a stratified subset.
+        split_size: how many images the split has (``None``: ``len(all_labels)``).
+        pixels_exact: ``[P, k]`` whether each image is exact; ``False`` where only its box is exact
+            and the rest was stored as JPEG to fit a folder's size budget (``None``: all exact).
     """
 
     split: str
@@ -119,13 +141,111 @@ class NearestPatches:
     maps: np.ndarray
     all_scores: np.ndarray
     all_labels: np.ndarray
+    score_images: np.ndarray | None = None
+    split_size: int | None = None
+    pixels_exact: np.ndarray | None = None
 
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        return {k: v for k, v in self.__dict__.items() if k != "split"}
+    @property
+    def scored_images(self) -> int:
+        """How many images the stored per-image scores cover."""
+        return len(self.all_labels)
+
+    @property
+    def images_in_split(self) -> int:
+        return self.split_size if self.split_size is not None else len(self.all_labels)
+
+    def to_arrays(
+        self,
+        jpeg_quality: int | None = None,
+        score_rows: np.ndarray | None = None,
+        maps_as: str = "float32",
+    ) -> dict[str, np.ndarray]:
+        """Plain arrays for a stored analysis (no pickles). Each distinct image is stored once, as
+        PNG; with ``jpeg_quality`` images are stored as JPEG where that is smaller, and the box of
+        every such image as an exact PNG crop on top. ``score_rows`` keeps only those rows of
+        ``all_scores``; ``maps_as`` stores the similarity maps (drawn as heatmaps; the scores,
+        cells and boxes are stored apart, exactly) as ``float32``, ``float16`` or ``uint8`` (256
+        levels between the smallest and the largest value, as many as a colour map shows)."""
+        arrays: dict[str, np.ndarray] = {
+            "images": self.images,
+            "scores": self.scores,
+            "cells": self.cells,
+            "boxes": self.boxes,
+            "labels": self.labels,
+        }
+        if maps_as == "uint8":
+            low, high = float(self.maps.min()), float(self.maps.max())
+            step = (high - low) / 255 or 1.0
+            arrays["maps_levels"] = np.round((self.maps - low) / step).astype(np.uint8)
+            arrays["maps_range"] = np.array([low, step], dtype=np.float64)
+        elif maps_as in ("float16", "float32"):
+            arrays["maps"] = np.asarray(self.maps, dtype=maps_as)
+        else:
+            raise ValueError(f"maps_as must be float32, float16 or uint8, not {maps_as!r}")
+        rows = np.arange(len(self.all_labels)) if score_rows is None else np.asarray(score_rows)
+        base = (
+            self.score_images if self.score_images is not None else np.arange(len(self.all_labels))
+        )
+        arrays["all_scores"] = np.asarray(self.all_scores, dtype=np.float32)[rows]
+        arrays["all_labels"] = np.asarray(self.all_labels)[rows]
+        arrays["score_images"] = np.asarray(base, dtype=np.int64)[rows]
+        arrays["split_size"] = np.array(self.images_in_split, dtype=np.int64)
+        flat = self.images.reshape(-1)
+        _, first, slot = np.unique(flat, return_index=True, return_inverse=True)
+        contexts = self.pixels.reshape(-1, *self.pixels.shape[2:])[first]
+        arrays["pixel_slot"] = slot.reshape(self.images.shape).astype(np.int64)
+        encoded = encode_mosaic(contexts, jpeg_quality)
+        arrays.update(prefixed("mosaic_", encoded))
+        lossy = np.full(
+            self.images.shape, not bool(encoded["exact"])
+        )  # entries whose image is JPEG
+        if lossy.any():
+            crops = [
+                self.pixels[j, r, y0:y1, x0:x1]
+                for j, r in zip(*np.nonzero(lossy), strict=True)
+                for y0, y1, x0, x1 in [self.boxes[j, r]]
+            ]
+            arrays.update(prefixed("crop_", encode_images(crops)))
+        return arrays
 
     @classmethod
     def from_arrays(cls, split: str, arrays: dict[str, np.ndarray]) -> NearestPatches:
-        return cls(split=split, **{k: arrays[k] for k in cls.__dataclass_fields__ if k != "split"})
+        if "pixels" in arrays:  # stored before images were encoded
+            pixels, exact = arrays["pixels"], None
+        else:
+            contexts = decode_mosaic(unprefixed("mosaic_", arrays))
+            slot = arrays["pixel_slot"]
+            pixels = contexts[slot]
+            exact = np.full(slot.shape, bool(arrays["mosaic_exact"]))
+            crops = unprefixed("crop_", arrays)
+            if crops:  # the exact boxes of the entries whose image is JPEG, in row order
+                pieces = decode_images(crops)
+                for (j, r), piece in zip(
+                    zip(*np.nonzero(~exact), strict=True), pieces, strict=True
+                ):
+                    y0, y1, x0, x1 = arrays["boxes"][j, r]
+                    pixels[j, r, y0:y1, x0:x1] = piece
+            exact = None if exact.all() else exact
+        score_images = arrays.get("score_images")
+        all_labels = arrays["all_labels"]
+        split_size = int(arrays["split_size"]) if "split_size" in arrays else None
+        if score_images is not None and np.array_equal(score_images, np.arange(len(all_labels))):
+            score_images = None
+        return cls(
+            split=split,
+            images=arrays["images"],
+            scores=arrays["scores"],
+            cells=arrays["cells"],
+            boxes=arrays["boxes"],
+            labels=arrays["labels"],
+            pixels=pixels,
+            maps=_maps(arrays),
+            all_scores=arrays["all_scores"],
+            all_labels=all_labels,
+            score_images=score_images,
+            split_size=split_size if split_size != len(all_labels) else None,
+            pixels_exact=exact,
+        )
 
     def purity(self, prototype_classes: np.ndarray) -> np.ndarray:
         """``[P]`` share of each prototype's nearest patches that come from its own class."""

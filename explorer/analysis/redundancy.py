@@ -25,7 +25,7 @@ diagonal.
     of sameness.
 * **explanatory** (optional) — cosine distance ``1 − max(cos, 0)`` between global
   attribute-importance vectors ``[P, M]`` (Nauta's Φ per modification, ``GlobalAttributes.phi``).
-  By default each attribute is first z-scored across the prototypes (METHOD §2.1: raw Φ of
+  By default each attribute is first z-scored across the prototypes (docs/method.md §3: raw Φ of
   different modifications are not comparable, and contrast's would make every prototype look
   alike); an attribute constant over the prototypes (hue on grey inputs) drops out.
   An all-zero vector is at distance 1 from everything except an identical vector.
@@ -63,13 +63,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import torch
-from scipy.cluster import hierarchy
-from scipy.spatial.distance import pdist, squareform
 
 from explorer.analysis.attributes import zscores
 from explorer.analysis.whatif import WhatIf, as_weight, merged_weight, what_if
@@ -180,6 +178,8 @@ def latent_distances(prototype_vectors: Any, scale: str = "max") -> np.ndarray:
     vectors = _flat_vectors(prototype_vectors)  # [P, D]
     if vectors.shape[0] == 1:
         return np.zeros((1, 1))
+    from scipy.spatial.distance import pdist, squareform  # scipy: imported only when used
+
     distances = squareform(pdist(vectors))  # [P, P]; identical vectors give exactly 0
     divisor = distances.max() if scale == "max" else np.sqrt(vectors.shape[1])
     return _finish(distances / divisor if divisor > 0 else distances)
@@ -517,6 +517,9 @@ def _linkage_matrix(distances: Distances, method: str) -> np.ndarray:
     combined = np.asarray(distances.combined, dtype=np.float64)
     exact = (combined + combined.T) / 2
     np.fill_diagonal(exact, 0.0)
+    from scipy.cluster import hierarchy
+    from scipy.spatial.distance import squareform
+
     return hierarchy.linkage(squareform(exact, checks=False), method=method)
 
 
@@ -556,6 +559,8 @@ def cluster_prototypes(
         raise ValueError(f"linkage must be one of {', '.join(LINKAGES)}, not {linkage!r}")
     if num < 2:
         return []
+    from scipy.cluster import hierarchy
+
     labels = hierarchy.fcluster(
         _linkage_matrix(distances, linkage), t=threshold, criterion="distance"
     )  # [P]
@@ -591,6 +596,9 @@ def ordering(
     num = distances.num_prototypes
     if num < 3:
         return np.arange(num)
+    from scipy.cluster import hierarchy
+    from scipy.spatial.distance import squareform
+
     tree = _linkage_matrix(distances, linkage)
     if optimal is None:
         optimal = num <= 512
@@ -711,7 +719,8 @@ class RedundancyReport:
             out.append(
                 f"pruning {removed} prototypes: test accuracy "
                 f"{self.pruned.baseline_accuracy:.4f} → {self.pruned.accuracy:.4f} "
-                f"({self.pruned.changed_predictions} predictions change)"
+                f"({self.pruned.changed_predictions} predictions change), on "
+                f"{self.pruned.measured_on}"
             )
         return out
 
@@ -760,6 +769,8 @@ def redundancy_report(
     pruned = None
     if scores is not None:
         pruned = what_if(scores, labels, weight, pruned_weight(weight, plan))
+        if nearest_test is not None and nearest_test.split_size is not None:
+            pruned = replace(pruned, split_images=nearest_test.split_size)
     return RedundancyReport(
         distances=distances,
         clusters=tuple(clusters),

@@ -40,6 +40,8 @@ class WhatIf:
         baseline_per_class: ``[C]`` the unmodified model's per-class accuracy.
         changed_predictions: how many test images' predicted class changes.
         predictions: ``[N]`` the modified model's predicted classes.
+        split_images: how many images the test split has, when the scores cover a sample of it
+            (a model folder's shipped analyses may keep a stratified sample); ``None``: all of them.
     """
 
     accuracy: float
@@ -48,6 +50,22 @@ class WhatIf:
     baseline_per_class: np.ndarray
     changed_predictions: int
     predictions: np.ndarray
+    split_images: int | None = None
+
+    @property
+    def images(self) -> int:
+        """How many test images the accuracies are measured on."""
+        return len(self.predictions)
+
+    @property
+    def measured_on(self) -> str:
+        """Which images the accuracies are measured on, in words."""
+        if self.split_images is None or self.split_images == self.images:
+            return f"all {self.images:,} test images"
+        return (
+            f"a stratified sample of {self.images:,} of the {self.split_images:,} test images "
+            "(shipped with the model; `python -m explorer analyse` scores them all)"
+        )
 
     @property
     def accuracy_change(self) -> float:

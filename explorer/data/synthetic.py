@@ -37,8 +37,8 @@ no nuisance parameter depends on the class:
 * object luma ``Y_obj`` U[0.28, 0.42]; background luma ``Y_obj ± contrast``
   (sign random, clipped to [0.03, 0.85]). Caveat, measured: the background's lightness therefore
   is *not* class-independent — only the contrast class has very dark or very bright backgrounds, and
-  a model can (and the shipped one does) learn "extreme lightness" instead of contrast (README,
-  known-answer benchmark);
+  a model can (and the shipped one does) learn "extreme lightness" instead of contrast
+  (docs/method.md §8, the known-answer benchmark);
 * object semi-major radius U[0.14, 0.20] * size, aspect ratio U[0.7, 1.0],
   rotation U[0, 2π); the star has the same area as the ellipse;
 * object centre uniform in the square that keeps the largest possible star

@@ -8,9 +8,9 @@
   :mod:`explorer.labels.store`). A JSON file nesting deeper than :data:`MAX_JSON_DEPTH` levels is
   refused before it is parsed, and so is any event dated more than
   :data:`~explorer.labels.store.MAX_CLOCK_SKEW` ahead of this machine's clock.
-* A ProtoPDebug export (Bontempelli et al., ICLR 2023; METHOD.md §4): the cut-outs of prototypes
-  labelled *misleading* (``forbidden_prototypes/``) and *valid* (``remembering_prototypes/``),
-  pasted on white square canvases, for ProtoPDebug-style retraining.
+* A ProtoPDebug export (Bontempelli et al., ICLR 2023; docs/method.md §6): the cut-outs of
+  prototypes labelled *misleading* (``forbidden_prototypes/``) and *valid*
+  (``remembering_prototypes/``), pasted on white square canvases, for ProtoPDebug-style retraining.
 
 Both file formats hold the same columns: ``id, model_hash, model_id, prototype, case, verdict,
 reason, comment, reviewer, time, reverses``. In CSV an empty cell means "none" for ``case``,

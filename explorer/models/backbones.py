@@ -1,7 +1,11 @@
-"""Backbones built from existing libraries (torchvision blocks, the efficientnet-lite-pytorch package).
+"""Backbones built from existing libraries (torchvision architectures, the efficientnet-lite-pytorch
+package) and one of our own (``small_cnn``).
 
 Each backbone is a :class:`SplitBackbone`: a *trunk* that training may freeze (and whose output it may
 cache) followed by a trainable *tail*. ``forward`` is always ``tail(trunk(x))``.
+
+torchvision and efficientnet-lite-pytorch are imported only when a backbone of theirs is built
+(``import torchvision`` pulls in ``torch._dynamo``, seconds of start-up that a small model never needs).
 """
 
 from __future__ import annotations
@@ -13,9 +17,27 @@ from typing import Any
 
 import torch
 from torch import nn
-from torchvision.ops import Conv2dNormActivation
 
 from explorer.spec import TORCHVISION_BACKBONES
+
+
+class Conv2dNormActivation(nn.Sequential):
+    """Conv2d (no bias) → BatchNorm2d → ReLU, "same" padding: torchvision's
+    ``torchvision.ops.Conv2dNormActivation`` with its defaults, without importing torchvision.
+
+    The children are numbered ``0``, ``1``, ``2`` as torchvision's, so the state-dict keys
+    (``0.weight``, ``1.running_mean``, ...) of the shipped models are the same.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3) -> None:
+        super().__init__(
+            nn.Conv2d(
+                in_channels, out_channels, kernel_size, padding=(kernel_size - 1) // 2, bias=False
+            ),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        )
+        self.out_channels = out_channels
 
 
 class SplitBackbone(nn.Module):

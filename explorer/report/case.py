@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -382,6 +382,7 @@ def build_case(
     disabled: set[int] | None = None,
     source_name: str | None = None,
     now: datetime | None = None,
+    explanation: Explanation | None = None,
 ) -> CaseReport:
     """Explains one image and renders everything a case report shows.
 
@@ -396,6 +397,9 @@ def build_case(
         disabled: prototypes to leave out (the what-if model, e.g. those labelled misleading).
         source_name: the file name shown in the header (default: the path's name).
         now: the report's date (default: now); a fixed value makes the output reproducible.
+        explanation: the image's explanation when the caller already has one (the Explain tab):
+            it is reported (its first ``top_k`` pairs, its attribution) instead of explaining the
+            image again; it must come from this image, this model and ``disabled``.
 
     Raises:
         BadImageError: the image cannot be used. UnknownModelError: the model. ValueError: an
@@ -410,13 +414,21 @@ def build_case(
     rgb = load_image(image)
     method = None if attribution in (None, "none") else attribution
     off = set(disabled or ())
-    x = explorer.explain(rgb, model_id, top_k=top_k, attribution=method, disabled=off)
+    if explanation is None:
+        x = explorer.explain(rgb, model_id, top_k=top_k, attribution=method, disabled=off)
+    elif explanation.model_id != model_id or set(explanation.disabled) != off:
+        raise ValueError(
+            f"the explanation given is of model {explanation.model_id} with prototypes "
+            f"{sorted(explanation.disabled)} disabled, not of {model_id} with {sorted(off)}"
+        )
+    else:
+        x = replace(explanation, pairs=explanation.pairs[:top_k])
     acts = x.activations
     pairs = _pairs(explorer, x, model_id)
     as_trained = None
-    if off:
-        plain = explorer.predict(rgb, model_id, top_k=0)
-        as_trained = (plain.class_names[plain.predicted], plain.probabilities[plain.predicted])
+    if off:  # the model as trained, from the same forward pass
+        plain = x.as_trained
+        as_trained = (x.class_names[plain.predicted], float(plain.probabilities[plain.predicted]))
     source = _source_name(image, source_name)
     height, width = acts.input_size
     picture = Picture.from_array(

@@ -10,7 +10,8 @@ from explorer import Explorer
 from explorer.auth import Credentials, SignIn
 from explorer.images import MAX_BYTES
 from explorer.ui.allocator import bound_server_memory
-from explorer.ui.choices import prototype_index
+from explorer.ui.events import bind
+from explorer.ui.events.prototypes import follow_choice
 from explorer.ui.identity import reviewer_field
 from explorer.ui.login import gradio_login_options
 from explorer.ui.skipped import skipped_folders_note
@@ -39,15 +40,9 @@ LOCALHOST = "127.0.0.1"
 QUEUE_SIZE = 64  # waiting requests at most (16 busy clients use a quarter of it)
 LOOPBACK_HOSTS = (LOCALHOST, "localhost", "::1")
 SIGN_IN_NOTICE = "Sign in with the account your administrator created for you."
-
-
-def follow_prototype(choice: str | None) -> int | dict:
-    """The Prototypes tab's number for the Explain tab's choice (unchanged for "strongest match")."""
-    try:
-        index = prototype_index(choice)
-    except ValueError:
-        return gr.update()
-    return gr.update() if index is None else index
+# A chart drawn while its tab was hidden (the tabs fill at once, and again for each model chosen)
+# takes plotly's default width; a resize event redraws it to its panel when its tab is shown.
+REDRAW_CHARTS_JS = "() => { setTimeout(() => window.dispatchEvent(new Event('resize')), 50); }"
 
 
 def build_app(explorer: Explorer) -> gr.Blocks:
@@ -79,20 +74,23 @@ def build_app(explorer: Explorer) -> gr.Blocks:
         if explorer.skipped_folders:
             gr.Markdown(skipped_folders_note(explorer.skipped_folders), elem_id="skipped-models")
         model.change(lambda m: model_card(explorer, m), model, card, api_name=False)
-        with gr.Tab("Explain"):
+        with gr.Tab("Explain") as explain_tab:
             explained_prototype = build_explain_tab(explorer, model, reviewer, what_if)
-        with gr.Tab("Prototypes"):
-            browsed_prototype = build_prototypes_tab(explorer, model, reviewer)
-        # The prototype picked in Explain (e.g. by clicking a pair) is the one the browser opens.
+        with gr.Tab("Prototypes") as prototypes_tab:
+            browsed_prototype, prototype_view = build_prototypes_tab(explorer, app, model, reviewer)
+        # The prototype picked in Explain (e.g. by clicking a pair) is the one the browser shows.
         explained_prototype.change(
-            follow_prototype, explained_prototype, browsed_prototype, api_name=False
-        )
-        with gr.Tab("Redundancy"):
-            build_redundancy_tab(explorer, model)
-        with gr.Tab("Labels"):
-            build_labels_tab(explorer, model)
-        with gr.Tab("Model card"):
+            bind(follow_choice, explorer), [model, explained_prototype],
+            [browsed_prototype, *prototype_view], api_name=False,
+        )  # fmt: skip
+        with gr.Tab("Redundancy") as redundancy_tab:
+            build_redundancy_tab(explorer, app, model)
+        with gr.Tab("Labels") as labels_tab:
+            build_labels_tab(explorer, app, labels_tab, model)
+        with gr.Tab("Model card") as card_tab:
             build_model_card_tab(explorer, model)
+        for tab in (explain_tab, prototypes_tab, redundancy_tab, labels_tab, card_tab):
+            tab.select(None, js=REDRAW_CHARTS_JS, api_name=False)
     return app
 
 

@@ -22,9 +22,9 @@ from pydantic import BaseModel, ValidationError
 from explorer.validation import InputError, real_number, shown, whole_number
 
 
-def shown_picture(label: str, alt: str) -> gr.Image:
+def shown_picture(label: str, alt: str, elem_id: str | None = None) -> gr.Image:
     """An output-only image with its label and its text alternative for screen readers."""
-    return gr.Image(label=label, interactive=False, alt_text=alt)
+    return gr.Image(label=label, interactive=False, alt_text=alt, elem_id=elem_id)
 
 
 def _schema(model: type[BaseModel]) -> dict[str, Any]:

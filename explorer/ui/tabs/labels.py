@@ -1,23 +1,21 @@
-"""Labelling prototypes: verdict controls (Prototypes and Explain tabs) and the Labels tab."""
+"""Labelling prototypes: verdict controls (Prototypes and Explain tabs) and the Labels tab.
+
+Layout and wiring only; the event functions are in :mod:`explorer.ui.events.labels`. The Labels tab
+shows the current labels and the history of prototype 0 at once, and again whenever it is opened
+(labels may have been added in the other tabs meanwhile).
+"""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
-from typing import Any
-
 import gradio as gr
 
-from explorer import REASONS, VERDICTS, Explorer, ExplorerError, LabelEvent
+from explorer import REASONS, VERDICTS, Explorer
 from explorer.ui.components import UploadedFile, WholeNumberInput
-from explorer.ui.identity import reviewer_name, signed_in_user
-from explorer.validation import flag
+from explorer.ui.events import bind
+from explorer.ui.events import labels as events
+from explorer.ui.events.labels import PrototypeOf
 
 SHORTCUTS = {"valid": "v", "misleading": "m", "unsure": "u", "redundant": "r"}
-TABLE_HEADERS = ["model", "prototype", "case", "verdict", "reason", "comment", "reviewer", "time"]
-HISTORY_HEADERS = ["id", "prototype", "event", "reason", "comment", "reviewer", "time"]
-ANY = "any"
 
 # Keyboard review: v / m / u / r label the prototype on screen, n / p move to the next / previous one.
 # Keys typed into text fields are left alone.
@@ -39,34 +37,10 @@ document.addEventListener('keydown', (event) => {
 """
 
 
-def label_status(
-    explorer: Explorer, model_id: str, prototype: int, event: LabelEvent | None = None
-) -> str:
-    history = explorer.label_history(model_id, prototype)
-    current = next(
-        (
-            e
-            for e in explorer.current_labels(model_id)
-            if e.prototype == prototype and e.case is None
-        ),
-        None,
-    )
-    done, total = explorer.review_progress(model_id)
-    now = (
-        f"current label of P{prototype}: **{current.verdict}**"
-        + (f" ({current.reason})" if current.reason else "")
-        + f" by {current.reviewer}, {current.time[:19].replace('T', ' ')} UTC"
-        if current
-        else f"P{prototype} has no current label"
-    )
-    saved = "" if event is None else ("Undone. " if event.is_reversal else "Saved. ")
-    return f"{saved}{now}; {len(history)} events in its history. {done} of {total} prototypes reviewed."
-
-
 def build_label_controls(
     explorer: Explorer,
     model: gr.Dropdown,
-    prototype_of: Any,
+    prototype_of: PrototypeOf,
     prototype_input: gr.components.Component,
     reviewer: gr.Textbox,
     api: bool,
@@ -85,107 +59,41 @@ def build_label_controls(
         undo = gr.Button("Undo my last label", size="sm")
     status = gr.Markdown()
 
-    def save(verdict: str):
-        def handler(model_id, chosen, reason_text, comment_text, name, request: gr.Request):
-            try:
-                prototype = prototype_of(chosen)
-                event = explorer.label(
-                    model_id, prototype, verdict, reviewer_name(name, request),
-                    reason=reason_text or None,
-                    comment=comment_text or "",
-                )  # fmt: skip
-            except (ExplorerError, ValueError) as error:
-                raise gr.Error(str(error)) from None
-            return label_status(explorer, model_id, prototype, event)
-
-        return handler
-
-    def undo_last(model_id, chosen, name, request: gr.Request):
-        try:
-            prototype = prototype_of(chosen)
-            event = explorer.undo_label(model_id, prototype, reviewer_name(name, request))
-        except (ExplorerError, ValueError) as error:
-            raise gr.Error(str(error)) from None
-        if event is None:
-            return f"Nothing to undo for P{prototype}. " + label_status(
-                explorer, model_id, prototype
-            )
-        return label_status(explorer, model_id, prototype, event)
-
     inputs = [model, prototype_input, reason, comment, reviewer]
     for verdict, button in buttons.items():
         button.click(
-            save(verdict), inputs, status,
+            bind(events.save_label, explorer, prototype_of, verdict), inputs, status,
             api_name="label" if api and verdict == VERDICTS[0] else False,
         )  # fmt: skip
     undo.click(
-        undo_last,
+        bind(events.undo_last, explorer, prototype_of),
         [model, prototype_input, reviewer],
         status,
         api_name="undo_label" if api else False,
     )
 
 
-def event_text(event: LabelEvent) -> str:
-    """The history table's *event* cell: the verdict or the undo, and where an import came from."""
-    text = f"undo of #{event.reverses}" if event.is_reversal else str(event.verdict)
-    if event.provenance_only:
-        return f"{text} (imported by {event.imported_by}: provenance only)"
-    return f"{text} (imported)" if event.imported else text
-
-
-def import_message(added: int, provenance_only: int, importer: str | None) -> str:
-    """What the Import button answers: the events added and those kept as provenance only."""
-    text = f"Imported {added} new events (events already present are skipped)."
-    if provenance_only:
-        text += (
-            f" {provenance_only} of them name another reviewer than you ({importer}): they are "
-            "kept as provenance only, in the history but no one's current label, and the what-if "
-            "switch ignores them."
-        )
-    return text
-
-
-def event_rows(events: list[LabelEvent]) -> list[list[Any]]:
-    return [
-        [
-            e.model_id,
-            e.prototype,
-            e.case or "",
-            e.verdict,
-            e.reason or "",
-            e.comment,
-            e.reviewer,
-            e.time[:19],
-        ]
-        for e in events
-    ]
-
-
-def build_labels_tab(explorer: Explorer, model: gr.Dropdown) -> None:
+def build_labels_tab(explorer: Explorer, app: gr.Blocks, tab: gr.Tab, model: gr.Dropdown) -> None:
     gr.Markdown(
         "Every label is kept: the history is append-only (undo appends a reversal), stored in SQLite "
         f"at `{explorer.labels_path}`."
     )
     with gr.Row():
-        verdict = gr.Dropdown([ANY, *VERDICTS], value=ANY, label="Verdict")
+        verdict = gr.Dropdown([events.ANY, *VERDICTS], value=events.ANY, label="Verdict")
         reviewer = gr.Textbox(label="Reviewer (empty: everyone)")
         everything = gr.Checkbox(label="All models")
         refresh = gr.Button("Show labels", variant="primary")
-    progress = gr.Markdown()
-    table = gr.Dataframe(headers=TABLE_HEADERS, label="Current labels", interactive=False)
+    progress = gr.Markdown("Loading the labels …")
+    table = gr.Dataframe(headers=events.TABLE_HEADERS, label="Current labels", interactive=False)
     with gr.Row():
         prototype = WholeNumberInput(value=0, precision=0, label="History of prototype")
         history_button = gr.Button("Show history")
     history = gr.Dataframe(
-        headers=HISTORY_HEADERS, label="History (oldest first)", interactive=False
+        headers=events.HISTORY_HEADERS, label="History (oldest first)", interactive=False
     )
     gr.Markdown("### Export and import")
     with gr.Row():
-        kind = gr.Radio(
-            ["current labels (CSV)", "full history (CSV)", "full history (JSON)", "ProtoPDebug folders (zip)"],
-            value="full history (JSON)", label="Export",
-        )  # fmt: skip
+        kind = gr.Radio(list(events.EXPORTS), value="full history (JSON)", label="Export")
         export_button = gr.Button("Export")
         download = gr.File(label="Download", interactive=False)
     with gr.Row():
@@ -195,70 +103,24 @@ def build_labels_tab(explorer: Explorer, model: gr.Dropdown) -> None:
         import_button = gr.Button("Import")
     imported = gr.Markdown()
 
-    def show(model_id, verdict_choice, reviewer_name, all_models):
-        try:
-            events = explorer.current_labels(
-                None if flag(all_models, "All models") else model_id,
-                verdict=None if verdict_choice == ANY else verdict_choice,
-                reviewer=(reviewer_name or "").strip() or None,
-            )
-            done, total = explorer.review_progress(model_id)
-            disabled = sorted(explorer.misleading(model_id))
-        except (ExplorerError, ValueError) as error:
-            raise gr.Error(str(error)) from None
-        text = f"**{done} of {total} prototypes reviewed** for *{model_id}*."
-        if disabled:
-            text += f" Labelled misleading (disabled by the what-if switch): {', '.join(f'P{j}' for j in disabled)}."
-        return text, event_rows(events)
-
-    def show_history(model_id, number):
-        if number is None:
-            raise gr.Error("Enter a prototype number.")
-        try:
-            events = explorer.label_history(model_id, number)
-        except (ExplorerError, ValueError) as error:
-            raise gr.Error(str(error)) from None
-        return [
-            [e.id, e.prototype, event_text(e), e.reason or "", e.comment, e.reviewer, e.time[:19]]
-            for e in events
-        ]
-
-    def export(model_id, what):
-        folder = Path(tempfile.mkdtemp(prefix="labels-"))
-        try:
-            if what.startswith("current"):
-                path = folder / f"{model_id}-labels.csv"
-                explorer.export_labels(path, model_id, format="csv", history=False)
-            elif what.endswith("(CSV)"):
-                path = folder / f"{model_id}-label-history.csv"
-                explorer.export_labels(path, model_id, format="csv", history=True)
-            elif what.endswith("(JSON)"):
-                path = folder / f"{model_id}-label-history.json"
-                explorer.export_labels(path, model_id, format="json", history=True)
-            else:
-                explorer.export_protopdebug(folder / "protopdebug", model_id)
-                path = Path(
-                    shutil.make_archive(
-                        str(folder / f"{model_id}-protopdebug"), "zip", folder / "protopdebug"
-                    )
-                )
-        except (ExplorerError, ValueError) as error:
-            raise gr.Error(str(error)) from None
-        return str(path)
-
-    def import_labels(model_id, file, request: gr.Request):
-        if file is None:
-            raise gr.Error("Choose a CSV or JSON file exported by the explorer.")
-        path = Path(file if isinstance(file, str) else file.name)
-        try:
-            result = explorer.import_labels(path, imported_by=signed_in_user(request))
-        except (ExplorerError, ValueError) as error:
-            raise gr.Error(str(error)) from None
-        return import_message(result.added, result.provenance_only, result.importer)
-
-    refresh.click(
-        show, [model, verdict, reviewer, everything], [progress, table], api_name="labels"
+    filters = [model, verdict, reviewer, everything]
+    refresh.click(bind(events.show_labels, explorer), filters, [progress, table], api_name="labels")
+    history_button.click(
+        bind(events.show_history, explorer), [model, prototype], history, api_name="label_history"
     )
-    history_button.click(show_history, [model, prototype], history, api_name="label_history")
-    export_button.click(export, [model, kind], download, api_name="export_labels")
-    import_button.click(import_labels, [model, upload], imported, api_name="import_labels")
+    export_button.click(
+        bind(events.export_labels, explorer), [model, kind], download, api_name="export_labels"
+    )
+    import_button.click(
+        bind(events.import_labels, explorer), [model, upload], imported, api_name="import_labels"
+    )
+    gr.on(
+        [app.load, model.change], bind(events.open_model, explorer), filters,
+        [progress, table, prototype, history], api_name=False,
+    )  # fmt: skip
+    tab.select(
+        bind(events.refresh, explorer),
+        [*filters, prototype],
+        [progress, table, history],
+        api_name=False,
+    )

@@ -6,7 +6,17 @@ from functools import partial
 
 import gradio as gr
 
-from explorer import ATTRIBUTE_MODES, SPLITS, Explorer
+from explorer import Explorer
+
+WHERE = {
+    "shipped": "shipped with the model",
+    "cache": "computed here (your cache)",
+    None: "not computed",
+}
+
+
+def _date(created: str | None) -> str:
+    return f", {created[:10]}" if created else ""
 
 
 def card_text(explorer: Explorer, model_id: str) -> str:
@@ -14,23 +24,20 @@ def card_text(explorer: Explorer, model_id: str) -> str:
     lines = [explorer.model_card(model_id), "## In this explorer", ""]
     folder = explorer.model_info(model_id).folder
     lines.append(f"- Folder: `{folder}`; content hash `{explorer.content_hash(model_id)}`")
-    for split in SPLITS:
-        done = "stored" if explorer.has_nearest(model_id, split) else "not computed"
-        lines.append(f"- Nearest patches, {split} split: {done}")
-    for mode in ATTRIBUTE_MODES:
-        for split in SPLITS:
-            done = (
-                "stored"
-                if explorer.has_global_attributes(model_id, split, mode)
-                else "not computed"
-            )
-            lines.append(f"- Attribute explanation ({mode} set), {split} split: {done}")
+    titles = dict(explorer.analysis_names())
+    stored = explorer.stored_analyses(model_id)
+    for result in stored:
+        lines.append(f"- {titles[result.name]}: {WHERE[result.where]}{_date(result.created)}")
     reviewed, total = explorer.review_progress(model_id)
     lines.append(f"- Labels: {reviewed} of {total} prototypes reviewed")
-    lines.append(
-        "\nAnalyses marked *not computed* need the model's data set: compute them from the tabs "
-        f"or run `python -m explorer analyse --model {model_id}`."
-    )
+    note = explorer.shipped_analyses_note(model_id)
+    if note:
+        lines.append(f"\nShipped analyses: {note}.")
+    if any(result.where is None for result in stored):
+        lines.append(
+            "\nAnalyses marked *not computed* need the model's data set: compute them from the tabs "
+            f"or run `python -m explorer analyse --model {model_id}`."
+        )
     return "\n".join(lines)
 
 
