@@ -226,6 +226,8 @@ def _redundancy(args: argparse.Namespace) -> int:
                     for c in report.clusters
                 ],
                 "baseline_test_accuracy": round(pruned_every.baseline_accuracy, 4),
+                "accuracies_measured_on": pruned_every.measured_on,
+                "test_images_scored": pruned_every.images,
                 "pruned_as_suggested": plan_summary(report.plan, report.pruned),
                 "every_cluster_pruned_to_one": plan_summary(every, pruned_every),
             },

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import signal
 import sqlite3
 import struct
@@ -24,7 +25,7 @@ import numpy as np
 import pytest
 from gradio_client import Client
 
-from explorer.api import Explorer
+from explorer.api import WEIGHTS_DIR, Explorer
 from explorer.cache import AnalysisCache
 from tests.serving import app_server
 
@@ -190,7 +191,9 @@ def test_any_damage_to_a_cache_file_is_refused_never_raised_or_trusted(tmp_path:
 @pytest.mark.slow
 def test_a_damaged_nearest_patch_cache_is_recomputed_by_a_fresh_explorer(tmp_path: Path) -> None:
     root = tmp_path / "cache"
-    explorer = Explorer(cache_root=root)
+    folder = tmp_path / MODEL  # without its shipped analyses: the cache is all there is
+    shutil.copytree(WEIGHTS_DIR / MODEL, folder, ignore=shutil.ignore_patterns("analyses"))
+    explorer = Explorer(folder, cache_root=root)
     reference = explorer.nearest(MODEL, "test").to_arrays()
     cache = explorer.cache(MODEL)
     path = cache.path("nearest_test")
@@ -204,7 +207,7 @@ def test_a_damaged_nearest_patch_cache_is_recomputed_by_a_fresh_explorer(tmp_pat
     for what, damaged in damages.items():
         path.write_bytes(damaged)
         assert cache.load("nearest_test") is None, what  # detected
-        recomputed = Explorer(cache_root=root).nearest(MODEL, "test").to_arrays()
+        recomputed = Explorer(folder, cache_root=root).nearest(MODEL, "test").to_arrays()
         assert recomputed.keys() == reference.keys(), what
         for key, value in reference.items():
             np.testing.assert_array_equal(recomputed[key], value, err_msg=f"{what}: {key}")
