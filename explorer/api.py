@@ -981,10 +981,9 @@ class Explorer:
         weight = self._weight(bundle)
         new_weight = pruned_weight(weight, merges or {})
         new_weight = disabled_weight(new_weight, disabled)
-        result = what_if(nearest.all_scores, nearest.all_labels, weight, new_weight)
-        if nearest.split_size is not None:  # the scores of a shipped sample of the split
-            result = dataclasses.replace(result, split_images=nearest.split_size)
-        return result
+        return what_if(
+            nearest.all_scores, nearest.all_labels, weight, new_weight, nearest.split_size
+        )
 
     # --- one image ---------------------------------------------------------------------------
     def activations(self, rgb: np.ndarray, model_id: str | None = None) -> ImageActivations:

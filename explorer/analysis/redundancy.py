@@ -63,7 +63,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -768,9 +768,10 @@ def redundancy_report(
     plan = prune_plan(clusters, weight)
     pruned = None
     if scores is not None:
-        pruned = what_if(scores, labels, weight, pruned_weight(weight, plan))
-        if nearest_test is not None and nearest_test.split_size is not None:
-            pruned = replace(pruned, split_images=nearest_test.split_size)
+        # scores come only from nearest_test: its split size says whether they are a sample
+        pruned = what_if(
+            scores, labels, weight, pruned_weight(weight, plan), nearest_test.split_size
+        )
     return RedundancyReport(
         distances=distances,
         clusters=tuple(clusters),

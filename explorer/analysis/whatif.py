@@ -163,7 +163,9 @@ def _per_class_accuracy(correct: np.ndarray, labels: np.ndarray, num_classes: in
         return np.where(counts > 0, hits / np.maximum(counts, 1), np.nan)
 
 
-def what_if(scores: Any, labels: Any, weight: Any, new_weight: Any) -> WhatIf:
+def what_if(
+    scores: Any, labels: Any, weight: Any, new_weight: Any, split_images: int | None = None
+) -> WhatIf:
     """The accuracy of a modified last layer from stored prototype scores, without a forward pass.
 
     ``logits = scores @ W.T`` in float64 for both layers; predictions are the first maximal logit
@@ -175,6 +177,8 @@ def what_if(scores: Any, labels: Any, weight: Any, new_weight: Any) -> WhatIf:
         weight: ``[C, P]`` the model's last-layer weight (the baseline).
         new_weight: ``[C, P]`` the modified weight (:func:`disabled_weight`,
             :func:`merged_weight`).
+        split_images: the test split's size when ``scores`` cover a sample of it
+            (``NearestPatches.split_size``); recorded in the result.
 
     Returns:
         The modified and the baseline accuracies on the same images.
@@ -216,6 +220,7 @@ def what_if(scores: Any, labels: Any, weight: Any, new_weight: Any) -> WhatIf:
         baseline_per_class=_per_class_accuracy(baseline_correct, y, num_classes),
         changed_predictions=int((predictions != baseline).sum()),
         predictions=predictions,
+        split_images=split_images,
     )
 
 
