@@ -1,9 +1,8 @@
 """Images as plain arrays of encoded bytes, so that stored analyses keep their pictures without
 pickles and far smaller than raw pixels.
 
-:func:`encode_images` stores each image as PNG (exact) or, when a JPEG quality is given and JPEG is
-smaller, as JPEG (lossy); ``exact`` records which. The result is plain arrays (``bytes``, ``offsets``,
-``shapes``, ``exact``) that :func:`decode_images` turns back into the images. Grey images (one channel,
+:func:`encode_images` stores each image as PNG (exact): plain arrays (``bytes``, ``offsets``,
+``shapes``, ``grey``) that :func:`decode_images` turns back into the images. Grey images (one channel,
 or channels all equal) are encoded with one channel and given back with the channels they had.
 """
 
@@ -20,56 +19,35 @@ def _is_grey(image: np.ndarray) -> bool:
     return image.shape[-1] == 1 or bool((image[..., :1] == image[..., 1:]).all())
 
 
-def _encode(plane: np.ndarray, jpeg_quality: int | None) -> tuple[bytes, bool]:
+def _png(plane: np.ndarray) -> bytes:
     ok, png = cv2.imencode(".png", plane, [cv2.IMWRITE_PNG_COMPRESSION, 9])
     if not ok:
         raise ValueError("an image could not be encoded")
-    if jpeg_quality is None:
-        return png.tobytes(), True
-    ok, jpeg = cv2.imencode(".jpg", plane, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
-    if ok and len(jpeg) < len(png):
-        return jpeg.tobytes(), False
-    return png.tobytes(), True
+    return png.tobytes()
 
 
-def encode_images(
-    images: Sequence[np.ndarray] | np.ndarray, jpeg_quality: int | None = None
-) -> dict[str, np.ndarray]:
-    """Encodes ``[H, W, C]`` uint8 images (C = 1 or 3; sizes may differ).
-
-    Args:
-        images: the images.
-        jpeg_quality: ``None``: every image PNG (exact). A quality (1–100): each image as JPEG at that
-            quality where that is smaller than its PNG.
+def encode_images(images: Sequence[np.ndarray] | np.ndarray) -> dict[str, np.ndarray]:
+    """Encodes ``[H, W, C]`` uint8 images (C = 1 or 3; sizes may differ) as PNG, exactly.
 
     Returns:
-        ``bytes`` (uint8), ``offsets`` ``[N + 1]``, ``shapes`` ``[N, 3]``, ``grey`` ``[N]`` and
-        ``exact`` ``[N]`` (PNG) arrays.
+        ``bytes`` (uint8), ``offsets`` ``[N + 1]``, ``shapes`` ``[N, 3]`` and ``grey`` ``[N]`` arrays.
     """
-    if jpeg_quality is not None and not 1 <= int(jpeg_quality) <= 100:
-        raise ValueError(f"JPEG quality must be 1..100, not {jpeg_quality}")
     chunks: list[bytes] = []
-    shapes, grey, exact = [], [], []
+    shapes, grey = [], []
     for image in images:
         image = np.asarray(image, dtype=np.uint8)
         if image.ndim != 3 or image.shape[-1] not in (1, 3):
             raise ValueError(f"each image must be [H, W, 1 or 3], not {image.shape}")
         flat = _is_grey(image)
         plane = image[..., 0] if flat else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-        if min(plane.shape[:2]) == 0:
-            data, lossless = b"", True
-        else:
-            data, lossless = _encode(np.ascontiguousarray(plane), jpeg_quality)
-        chunks.append(data)
+        chunks.append(b"" if min(plane.shape[:2]) == 0 else _png(np.ascontiguousarray(plane)))
         shapes.append(image.shape)
         grey.append(flat)
-        exact.append(lossless)
     return {
         "bytes": np.frombuffer(b"".join(chunks), dtype=np.uint8).copy(),
         "offsets": np.cumsum([0, *map(len, chunks)]).astype(np.int64),
         "shapes": np.array(shapes, dtype=np.int64).reshape(-1, 3),
         "grey": np.array(grey, dtype=bool),
-        "exact": np.array(exact, dtype=bool),
     }
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from explorer.api import Explorer
 from explorer.ui.app import launch
+from explorer.ui.warm_up import WarmUp
 
 
 def free_port() -> int:
@@ -24,10 +25,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def served_app(explorer: Explorer | None = None) -> Iterator[str]:
-    """Yields the URL of the app served in this process; closes it afterwards."""
+def served_app(explorer: Explorer | None = None, warm: bool | WarmUp = False) -> Iterator[str]:
+    """Yields the URL of the app served in this process; closes it afterwards. ``warm``: warm the
+    models up in the background as ``python app.py`` does (or with this WarmUp, to wait for it);
+    off by default: a test that counts the library's calls must see only its own."""
     port = free_port()
-    app = launch(explorer or Explorer(), port=port, prevent_thread_lock=True, quiet=True)
+    app = launch(explorer or Explorer(), port=port, warm=warm, prevent_thread_lock=True, quiet=True)
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:

@@ -33,24 +33,10 @@ from explorer.ui.events.attributes import MATCH_WAITING, READINGS, MatchEvents
 from explorer.ui.events.explain import COMPARISON_WAITING, ExplainEvents, rival_class
 from explorer.ui.events.state import Shown
 from explorer.validation import InputError
+from tests.counting import counting
 from tests.serving import served_app
 
 MODEL = "synthetic"  # the fastest shipped model
-COUNTED = ("explain", "with_attribution", "predict", "match_attributes")
-
-
-def counting(explorer: Explorer) -> Counter:
-    """Counts the calls of some public methods of this Explorer instance (each calls the real one)."""
-    calls: Counter = Counter()
-    for name in COUNTED:
-        real = getattr(explorer, name)
-
-        def counted(*args, _real=real, _name=name, **kwargs):
-            calls[_name] += 1
-            return _real(*args, **kwargs)
-
-        setattr(explorer, name, counted)
-    return calls
 
 
 @pytest.fixture(scope="module")

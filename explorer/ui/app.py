@@ -20,6 +20,7 @@ from explorer.ui.tabs.labels import SHORTCUT_JS, build_labels_tab
 from explorer.ui.tabs.model_card import build_model_card_tab
 from explorer.ui.tabs.prototypes import build_prototypes_tab
 from explorer.ui.tabs.redundancy import build_redundancy_tab
+from explorer.ui.warm_up import WarmUp
 
 TITLE = "Prototype explanation explorer"
 
@@ -45,8 +46,9 @@ SIGN_IN_NOTICE = "Sign in with the account your administrator created for you."
 REDRAW_CHARTS_JS = "() => { setTimeout(() => window.dispatchEvent(new Event('resize')), 50); }"
 
 
-def build_app(explorer: Explorer) -> gr.Blocks:
-    """The whole app for one Explorer; per-user data lives in components and ``gr.State``."""
+def build_app(explorer: Explorer, warm_up: WarmUp | None = None) -> gr.Blocks:
+    """The whole app for one Explorer; per-user data lives in components and ``gr.State``. With
+    ``warm_up``, every model a user picks is warmed in the background (:mod:`explorer.ui.warm_up`)."""
     ids = explorer.model_ids()
     with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
         gr.Markdown(
@@ -75,7 +77,7 @@ def build_app(explorer: Explorer) -> gr.Blocks:
             gr.Markdown(skipped_folders_note(explorer.skipped_folders), elem_id="skipped-models")
         model.change(lambda m: model_card(explorer, m), model, card, api_name=False)
         with gr.Tab("Explain") as explain_tab:
-            explained_prototype = build_explain_tab(explorer, model, reviewer, what_if)
+            explained_prototype = build_explain_tab(explorer, model, reviewer, what_if, warm_up)
         with gr.Tab("Prototypes") as prototypes_tab:
             browsed_prototype, prototype_view = build_prototypes_tab(explorer, app, model, reviewer)
         # The prototype picked in Explain (e.g. by clicking a pair) is the one the browser shows.
@@ -100,6 +102,7 @@ def launch(
     port: int | None = None,
     credentials: Credentials | None = None,
     sign_in: SignIn | None = None,
+    warm: bool | WarmUp = True,
     **kwargs: object,
 ) -> gr.Blocks:
     """Launches on ``host`` (loopback unless the caller says otherwise); never a public share link.
@@ -107,6 +110,9 @@ def launch(
     With ``credentials`` every page and API call needs a login, and labels carry the user's name;
     before sign-in only a sign-in page is served (:mod:`explorer.ui.login`), and sign-ins are
     checked by ``sign_in`` (by default ``SignIn(credentials)``: the standard rate limits and pool).
+    With ``warm`` (the default; or the :class:`~explorer.ui.warm_up.WarmUp` to use) the default
+    model is warmed in the background once the server is up, and every model a user picks when
+    first picked (:mod:`explorer.ui.warm_up`).
     """
     if sign_in is None and credentials is not None:
         sign_in = SignIn(credentials)
@@ -116,7 +122,8 @@ def launch(
             "use the app and write labels",
             file=sys.stderr,
         )
-    app = build_app(explorer)
+    warm_up = warm if isinstance(warm, WarmUp) else WarmUp(explorer) if warm else None
+    app = build_app(explorer, warm_up)
     bound_server_memory()  # before the server's worker threads start (explorer/ui/allocator.py)
     # Two events at a time per event type: explanations are CPU-bound torch work, and on the 2-core
     # machines this targets more parallel runs only slow each other; the rest wait in Gradio's queue.
@@ -132,6 +139,10 @@ def launch(
         **(gradio_login_options(sign_in, SIGN_IN_NOTICE) if sign_in else {}),
         allowed_paths=[],  # serve nothing from disk beyond Gradio's own upload/output cache
         max_file_size=MAX_BYTES,  # refuse larger uploads before they are written to disk
-        **kwargs,
+        **{**kwargs, "prevent_thread_lock": True},
     )
+    if warm_up is not None:  # after the server is up: the first page is not kept waiting
+        warm_up.start(explorer.default_model)
+    if not kwargs.get("prevent_thread_lock"):
+        app.block_thread()
     return app

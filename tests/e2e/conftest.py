@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from explorer.api import Explorer
+from explorer.ui.warm_up import WarmUp
 from tests.serving import served_app
 
 CHROMIUM = "/usr/bin/chromium"
@@ -25,9 +26,19 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "e2e"
 
 
 @pytest.fixture(scope="session")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    explorer = Explorer(cache_root=tmp_path_factory.mktemp("analysis-cache"))
-    with served_app(explorer) as url:
+def served_explorer(tmp_path_factory: pytest.TempPathFactory) -> Explorer:
+    return Explorer(cache_root=tmp_path_factory.mktemp("analysis-cache"))
+
+
+@pytest.fixture(scope="session")
+def warm_up(served_explorer: Explorer) -> WarmUp:
+    """The served app's warm-up (a test can wait for it as a user's first seconds would)."""
+    return WarmUp(served_explorer)
+
+
+@pytest.fixture(scope="session")
+def app_url(served_explorer: Explorer, warm_up: WarmUp) -> Iterator[str]:
+    with served_app(served_explorer, warm=warm_up) as url:  # warmed as python app.py is
         yield url
 
 

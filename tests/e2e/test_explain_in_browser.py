@@ -1,7 +1,9 @@
 """Clicking an example in Debian Chromium shows the whole explanation, and no panel stays empty.
 
 The seconds from the click until the pairs gallery and the attribution image are on screen are
-printed (run with ``-s``), never asserted: they depend on the machine and its load. Playwright's sync
+printed (run with ``-s``), never asserted: they depend on the machine and its load. The click comes
+after the server's warm-up of the default model (:mod:`explorer.ui.warm_up`) has finished, as a
+user's does who opens the page a few seconds after the server starts. Playwright's sync
 API refuses a thread with a running asyncio loop (an earlier test in the same process may leave one
 on the main thread), so the browser is driven from a fresh thread, as in ``tests/test_login_page.py``.
 """
@@ -13,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from explorer import Explorer
+from explorer.ui.warm_up import WarmUp
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -26,7 +30,11 @@ SHOWN_AT_ONCE = ["explain-pairs", "explain-attribution", "explain-own-map"]
 PLOTS = ["explain-evidence", "explain-comparison", "match-chart"]
 
 
-def test_clicking_an_example_shows_every_panel_of_its_explanation(app_url: str) -> None:
+def test_clicking_an_example_shows_every_panel_of_its_explanation(
+    app_url: str, served_explorer: Explorer, warm_up: WarmUp
+) -> None:
+    # as a user who opens the page a few seconds after the server starts: its warm-up is done
+    assert warm_up.wait(served_explorer.default_model, timeout=300), "the warm-up did not finish"
     with ThreadPoolExecutor(1) as pool:
         pool.submit(_click_an_example, app_url).result(timeout=600)
 

@@ -24,6 +24,7 @@ from explorer.viz.figures import attribute_figure, dose_figure
 from explorer.viz.text import describe_figure
 
 MODES = list(ATTRIBUTE_MODES)
+DEFAULT_MODE = "reference"  # the paper's own modification set
 READINGS = ["reference (raw, as the paper)", "relative (percentile of its share among prototypes)"]
 NO_IMAGE = "Upload an image or click an example first."
 MATCH_WAITING = (

@@ -11,6 +11,7 @@ import gradio as gr
 
 from explorer import WHY_RAW_FAVOURS_CONTRAST, Explorer
 from explorer.ui.events.attributes import (
+    DEFAULT_MODE,
     MATCH_WAITING,
     MODES,
     READINGS,
@@ -58,7 +59,7 @@ def build_match_section(
         "### Why does it match? Attribute explanations (Nauta et al., *This Looks Like That, Because*)"
     )
     with gr.Row():
-        mode = gr.Radio(MODES, value="reference", label="Modification set")
+        mode = gr.Radio(MODES, value=DEFAULT_MODE, label="Modification set")
         reading = gr.Radio(READINGS, value=READINGS[0], label="Reading")
         run = gr.Button("Explain the match")
     chart = gr.Plot(
@@ -85,7 +86,7 @@ def build_prototype_section(
     events = PrototypeAttributeEvents(explorer)
     gr.Markdown("### Attribute explanation of this prototype")
     with gr.Row():
-        mode = gr.Radio(MODES, value="reference", label="Modification set")
+        mode = gr.Radio(MODES, value=DEFAULT_MODE, label="Modification set")
         reading = gr.Radio(READINGS, value=READINGS[0], label="Reading")
         show = gr.Button("Show attribute explanation")
         compute = gr.Button("Compute global explanation (train and test)")

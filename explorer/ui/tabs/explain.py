@@ -9,6 +9,8 @@ comparison with the runner-up class and the strongest match's attribute explanat
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import gradio as gr
 
 from explorer import Explorer
@@ -32,12 +34,20 @@ from explorer.ui.tabs.attributes import build_match_section
 from explorer.ui.tabs.labels import build_label_controls
 from explorer.viz.heatmaps import COLOUR_BLIND_SAFE
 
+if TYPE_CHECKING:
+    from explorer.ui.warm_up import WarmUp
+
 
 def build_explain_tab(
-    explorer: Explorer, model: gr.Dropdown, reviewer: gr.Textbox, what_if: gr.Checkbox
+    explorer: Explorer,
+    model: gr.Dropdown,
+    reviewer: gr.Textbox,
+    what_if: gr.Checkbox,
+    warm_up: WarmUp | None = None,
 ) -> gr.Dropdown:
     """Lays out the tab and wires its events (``api_name`` on each public one); returns the picker of
-    the current prototype, so that other tabs can follow it."""
+    the current prototype, so that other tabs can follow it. With ``warm_up``, a model picked is
+    warmed in the background (its first explanation then costs what every later one does)."""
     events = ExplainEvents(explorer)
     default = explorer.default_model
     with gr.Row():
@@ -169,11 +179,13 @@ def build_explain_tab(
         events.case_report, [image, model, what_if, shown], report_files, api_name="report"
     ).success(events.reveal, None, report_files, api_name=False)
     pairs.select(events.pick_pair, [shown], prototype, api_name=False)
-    model.change(
+    reset = model.change(
         events.reset, model,
         [examples, image, summary, probabilities, evidence, table, pairs, post_hoc, own, note,
          report_files, target, compare, comparison, comparison_text, prototype, section.chart,
          section.text, shown],
         api_name=False,
     )  # fmt: skip
+    if warm_up is not None:
+        reset.then(warm_up.start, model, None, api_name=False, queue=False, show_progress="hidden")
     return prototype
