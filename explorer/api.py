@@ -78,6 +78,7 @@ log = logging.getLogger(__name__)
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_MODEL = "elpv"
 MAX_LOADED_MODELS = 4
+REMEMBERED_DOSE_CURVES = 256  # prototypes' dose-response curves kept in memory (a few kB each)
 SPLITS = ("train", "test")
 ATTRIBUTE_MODES = MODES
 LABEL_FORMATS = ("json", "csv")
@@ -216,6 +217,8 @@ class Explorer:
         self._max_loaded = max_loaded
         self._lock = threading.Lock()  # the registry and the loaded models
         self._grids: dict[str, tuple[int, int]] = {}  # guarded by self._lock
+        # (content hash, prototype, mode) → dose curves, oldest first; guarded by self._lock
+        self._doses: OrderedDict[tuple[str, int, str], dict[str, Any]] = OrderedDict()
         self._label_path = None if label_path is None else Path(label_path)
         self._labels: LabelStore | None = None
         self.skipped_folders: dict[Path, str] = {}
@@ -376,10 +379,18 @@ class Explorer:
         Raises:
             ValueError: there is no example at ``index``.
         """
+        return read_png(self.example_path(index, model_id))
+
+    def example_path(self, index: int, model_id: str | None = None) -> Path:
+        """The file of one bundled example image (a PNG in the model folder; read it, never write).
+
+        Raises:
+            ValueError: there is no example at ``index``.
+        """
         paths = self.bundle(model_id).examples()
-        if not 0 <= index < len(paths):
-            raise ValueError(f"example {index} does not exist (the model has {len(paths)})")
-        return read_png(paths[index])
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(paths):
+            raise ValueError(f"example {index!r} does not exist (the model has {len(paths)})")
+        return paths[index]
 
     def has_sources(self, model_id: str | None = None) -> bool:
         """Whether the model folder stores its prototypes' source images (a pushed model does)."""
@@ -757,19 +768,31 @@ class Explorer:
     def dose_curves(
         self, prototype: int, model_id: str | None = None, mode: str = "reference"
     ) -> dict[str, tuple[tuple[float, ...], np.ndarray]]:
-        """φ of a prototype on its own source image at several strengths of each attribute."""
+        """φ of a prototype on its own source image at several strengths of each attribute.
+
+        Computed once per model, prototype and set, then remembered (the Prototypes tab shows them
+        for every prototype opened, and for prototype 0 on every page load); a fresh copy each call.
+        """
         bundle = self.bundle(model_id)
         prototype = _check_prototype(bundle, prototype)
-        source = bundle.source_image(prototype)
-        from explorer.analysis.attribute_report import dose_curves
+        key = (bundle.content_hash, prototype, mode)
+        with self._lock:
+            known = self._doses.get(key)
+            if known is not None:
+                self._doses.move_to_end(key)
+        if known is None:
+            source = bundle.source_image(prototype)
+            from explorer.analysis.attribute_report import dose_curves
 
-        return dose_curves(
-            bundle.model,
-            source,
-            prototype,
-            mode,
-            cell_size(bundle.model, source.shape, self._grid(bundle)),
-        )
+            known = dose_curves(  # outside the lock: forwards of the modified source image
+                bundle.model, source, prototype, mode,
+                cell_size(bundle.model, source.shape, self._grid(bundle)),
+            )  # fmt: skip
+            with self._lock:
+                self._doses[key] = known
+                while len(self._doses) > REMEMBERED_DOSE_CURVES:
+                    self._doses.popitem(last=False)
+        return {name: (strengths, values.copy()) for name, (strengths, values) in known.items()}
 
     def _grid(self, bundle: ModelBundle) -> tuple[int, int]:
         """The model's feature grid (one forward of a blank image, remembered per model)."""

@@ -70,6 +70,34 @@ def test_local_explanation_uses_one_batched_forward(monkeypatch: pytest.MonkeyPa
     assert local.phi.shape == (bundle.spec.num_prototypes, len(local.modifications))
 
 
+def test_dose_curves_are_computed_once_and_handed_out_as_copies(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The Prototypes tab shows prototype 0's curves on every page load: the forwards run once."""
+    explorer = Explorer()
+    bundle = explorer.bundle("synthetic")
+    first = explorer.dose_curves(3, "synthetic", "reference")
+    calls = []
+    original = type(bundle.model).forward
+
+    def counting(self, x):
+        calls.append(x.shape[0])
+        return original(self, x)
+
+    monkeypatch.setattr(type(bundle.model), "forward", counting)
+    for _, phi in first.values():
+        phi += 100.0  # a caller changing what it was given
+    again = explorer.dose_curves(3, "synthetic", "reference")
+    assert calls == []  # remembered: no forward
+    for (strengths, phi), (strengths_again, phi_again) in zip(
+        first.values(), again.values(), strict=True
+    ):
+        assert strengths == strengths_again and phi_again[0] == 0.0
+        np.testing.assert_allclose(phi - 100.0, phi_again)
+    explorer.dose_curves(3, "synthetic", "disentangled")  # another set: computed
+    assert len(calls) == len(first)  # one batched forward per attribute
+
+
 def test_bad_prototype_index_is_refused(explorer: Explorer) -> None:
     example = explorer.bundle("tiny_synthetic").examples()[0]
     with pytest.raises(ValueError, match="out of range"):

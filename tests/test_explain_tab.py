@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
+import gradio as gr
 import numpy as np
 import pytest
 from gradio_client import Client, handle_file
@@ -262,3 +263,28 @@ def test_through_the_app_one_session_explains_an_upload_once(
     fresh = Client(client.src, verbose=False)  # another session: no state, so it explains
     fresh.predict(handle_file(example), MODEL, PREDICTED, "hue", api_name="/why_not")
     assert (calls - before)["explain"] == 2
+
+
+def test_an_example_clicked_is_explained_in_one_step_and_its_copy_keeps_the_state(
+    explorer: Explorer, tmp_path: Path
+) -> None:
+    """Clicking an example returns the image and its explanation from one event; the later panels
+    name the copy Gradio keeps of that image (another path, the same bytes) and read the state."""
+    calls = counting(explorer)
+    tab = ExplainEvents(explorer)
+    image, *panels, shown = tab.explain_example(
+        MODEL, 10, "contribution", PREDICTED, "jet", False, None, SimpleNamespace(index=1)
+    )
+    original = explorer.example_path(1, MODEL)
+    assert Path(image).read_bytes() == original.read_bytes() and Path(image) != original
+    assert isinstance(shown, Shown) and len(panels[4]) == 10 and calls["explain"] == 1
+    gradio_copy = tmp_path / "cache" / "image.png"  # where Gradio would keep it
+    gradio_copy.parent.mkdir()
+    gradio_copy.write_bytes(Path(image).read_bytes())
+    tab.why_not(str(gradio_copy), MODEL, PREDICTED, "hue", shown)
+    again = tab.explain(str(gradio_copy), MODEL, 10, "contribution", PREDICTED, "jet", False, shown)
+    assert again[-1] is shown and calls["explain"] == 1  # the same image: nothing explained again
+    with pytest.raises(gr.Error, match="example 99 does not exist"):
+        tab.explain_example(
+            MODEL, 10, "contribution", PREDICTED, "jet", False, None, SimpleNamespace(index=99)
+        )

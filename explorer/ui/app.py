@@ -14,6 +14,7 @@ from explorer.ui.events import bind
 from explorer.ui.events.prototypes import follow_choice
 from explorer.ui.identity import reviewer_field
 from explorer.ui.login import gradio_login_options
+from explorer.ui.preload import preload_script
 from explorer.ui.skipped import skipped_folders_note
 from explorer.ui.tabs.explain import build_explain_tab
 from explorer.ui.tabs.labels import SHORTCUT_JS, build_labels_tab
@@ -135,7 +136,7 @@ def launch(
         share=False,
         theme=THEME,
         footer_links=["api"],
-        head=SHORTCUT_JS,
+        head=SHORTCUT_JS + preload_script(),
         **(gradio_login_options(sign_in, SIGN_IN_NOTICE) if sign_in else {}),
         allowed_paths=[],  # serve nothing from disk beyond Gradio's own upload/output cache
         max_file_size=MAX_BYTES,  # refuse larger uploads before they are written to disk

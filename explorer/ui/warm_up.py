@@ -3,10 +3,12 @@
 The first explanation in a fresh server process costs seconds that no later one does (measured on
 ELPV, 2 cores: 2.7 s against 0.28 s warm): captum's first import (it imports matplotlib's pyplot,
 about 2 s), the backbone's first forward (oneDNN picks its kernels, about 1 s for the
-EfficientNet-lite) and plotly's figure classes. :class:`WarmUp` runs the Explain tab's own event
-functions once per model on its first bundled example (a mid-grey image when it bundles none), in a
-daemon thread started when the server is up and again whenever a user picks another model, so the
-first click on an example shows its explanation as fast as every later one.
+EfficientNet-lite) and plotly's figure classes. A page load shows prototype 0's dose curves (1 to
+3.5 s of forwards the first time, remembered after) and reads the shipped results. :class:`WarmUp`
+runs the app's own event functions for these once per model, on its first bundled example (a
+mid-grey image when it bundles none), in a daemon thread started when the server is up and again
+whenever a user picks another model, so the first page and the first click on an example cost what
+every later one does.
 
 Nothing a warm-up computes is kept or shown; a failure is logged, never raised (the model's error
 reaches the user on first use instead).
@@ -24,7 +26,13 @@ from PIL import Image
 
 from explorer import Explorer
 from explorer.ui.choices import PREDICTED
-from explorer.ui.events.attributes import DEFAULT_MODE, READINGS, MatchEvents
+from explorer.ui.events import prototypes, redundancy
+from explorer.ui.events.attributes import (
+    DEFAULT_MODE,
+    READINGS,
+    MatchEvents,
+    PrototypeAttributeEvents,
+)
 from explorer.ui.events.explain import ExplainEvents
 
 log = logging.getLogger(__name__)
@@ -72,10 +80,15 @@ class WarmUp:
             log.debug("warm-up failure", exc_info=True)
 
     def run(self, model_id: str) -> None:
-        """What the first click on an example does, in this thread: the explanation with its
-        pictures, chart and attribution, the runner-up comparison and the strongest match's
-        attribute explanation (the defaults filled after every explanation)."""
-        explain = ExplainEvents(self.explorer)
+        """What a page load and the first click on an example do, in this thread: the Prototypes
+        and Redundancy tabs' first views (the shipped results read, prototype 0's dose curves
+        computed and remembered), then the explanation with its pictures, chart and attribution,
+        the runner-up comparison and the strongest match's attribute explanation."""
+        explorer = self.explorer
+        prototypes.first_view(explorer, model_id)
+        PrototypeAttributeEvents(explorer).default_view(model_id, 0, DEFAULT_MODE, READINGS[0])
+        redundancy.first_view(explorer, model_id)
+        explain = ExplainEvents(explorer)
         examples = self.explorer.bundle(model_id).examples()
         with tempfile.TemporaryDirectory(prefix="warm-up-") as scratch:
             image = examples[0] if examples else self._grey_image(model_id, Path(scratch))

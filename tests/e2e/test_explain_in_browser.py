@@ -50,6 +50,12 @@ def _click_an_example(url: str) -> None:
             page.goto(url)
             page.get_by_text("Upload an image or click an example.").wait_for(timeout=60_000)
             page.get_by_text("the runner-up class here").first.wait_for(timeout=10_000)
+            # the chart code is loaded ahead, while the page is idle (explorer/ui/preload.py)
+            page.wait_for_function(
+                "() => performance.getEntriesByType('resource')"
+                ".some(e => e.name.includes('/assets/PlotlyPlot-') && e.responseEnd > 0)",
+                timeout=30_000,
+            )
             example = page.locator("#explain-examples button.thumbnail-item").first
             example.wait_for(timeout=30_000)
             started = time.perf_counter()

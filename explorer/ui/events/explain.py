@@ -10,7 +10,9 @@ upload, a function explains its inputs itself.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +170,22 @@ class ExplainEvents:
 
     def __init__(self, explorer: Explorer) -> None:
         self.explorer = explorer
+        # copies of the examples shown (Gradio serves only files under the temporary folder or the
+        # working directory), one per model and example, removed with this object
+        self._examples = tempfile.TemporaryDirectory(prefix="explorer-examples-")
+        self._copies: dict[tuple[str, int], str] = {}
+        self._copying = threading.Lock()
+
+    def _example_copy(self, model_id: str, index: int) -> str:
+        """A copy of one bundled example, byte for byte, in this object's temporary folder."""
+        with self._copying:
+            copy = self._copies.get((model_id, index))
+            if copy is None or not Path(copy).is_file():
+                source = self.explorer.example_path(index, model_id)
+                target = Path(self._examples.name) / f"{len(self._copies)}-{source.name}"
+                shutil.copyfile(source, target)
+                copy = self._copies[model_id, index] = str(target)
+            return copy
 
     def _shown(
         self,
@@ -319,9 +337,16 @@ class ExplainEvents:
         """Shows a panel hidden until it has something (the case report's files)."""
         return gr.update(visible=True)
 
-    def pick_example(self, model_id: str, event: gr.SelectData) -> np.ndarray:
-        """Clicking an example puts it in the image field (the explanation follows)."""
-        return self.explorer.example_image(event.index, model_id)
+    def explain_example(
+        self, model_id, k, rank, target_choice, cmap, what_if_on, shown, event: gr.SelectData
+    ):
+        """Clicking an example puts it in the image field and explains it in the same step (one
+        round trip): the image, then :meth:`explain`'s values."""
+        try:
+            path = self._example_copy(model_id, event.index)
+        except (ExplorerError, ValueError) as error:
+            raise gr.Error(str(error)) from None
+        return path, *self.explain(path, model_id, k, rank, target_choice, cmap, what_if_on, shown)
 
     def pick_pair(self, shown: Any, event: gr.SelectData) -> int:
         """Clicking a pair picks its prototype (by its place among the state's pairs) for the

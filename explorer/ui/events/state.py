@@ -11,10 +11,16 @@ STATE_TTL_S = 1800  # a state unused this long is dropped; the next panel then e
 
 
 def source_key(image: object) -> str:
-    """Which upload an event names: the stored upload's path, or a hash of pasted bytes."""
+    """Which image an event names: a hash of its bytes (of the file a path names, or of pasted
+    bytes), so that an example explained from the model folder and the copy of it that Gradio keeps
+    in its cache, which later events name, are one image; the path itself if it cannot be read."""
     if isinstance(image, bytes | bytearray):
         return "sha256:" + hashlib.sha256(image).hexdigest()
-    return str(image)
+    try:
+        with open(image, "rb") as stream:  # type: ignore[arg-type]
+            return "sha256:" + hashlib.file_digest(stream, "sha256").hexdigest()
+    except (OSError, TypeError, ValueError):
+        return str(image)
 
 
 @dataclass(frozen=True)

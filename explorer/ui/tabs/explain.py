@@ -89,7 +89,7 @@ def build_explain_tab(
     pairs = gr.Gallery(
         label="This looks like that: the image's patch (left, with activation) beside the prototype's "
         "source patch (right, box on its training image). Click a pair to pick its prototype below.",
-        columns=3, height=560, object_fit="contain", elem_id="explain-pairs",
+        columns=3, height=560, object_fit="contain", elem_id="explain-pairs", format="jpeg",
     )  # fmt: skip
     with gr.Row():
         with gr.Column(scale=1):
@@ -160,9 +160,7 @@ def build_explain_tab(
     then_the_defaults(run.click(events.explain, inputs, outputs, api_name="explain"))
     then_the_defaults(image.upload(events.explain, inputs, outputs, api_name=False))
     then_the_defaults(
-        examples.select(events.pick_example, [model], image, api_name=False).success(
-            events.explain, inputs, outputs, api_name=False
-        )
+        examples.select(events.explain_example, inputs[1:], [image, *outputs], api_name=False)
     )
     compare.input(
         events.why_not, [image, model, target, compare, shown], [comparison, comparison_text],
