@@ -171,9 +171,10 @@ def _train_config(
         config = PRESETS[preset]
     elif data:
         size = input_size or 224
+        root = Path(data).resolve()  # spec.json names the folder wherever the model is used from
         config = TrainConfig(
-            model_id=model_id or Path(data).name,
-            dataset=str(data),
+            model_id=model_id or root.name,
+            dataset=str(root),
             backbone=backbone,
             pretrained=backbone == DEFAULT_BACKBONE,
             input_size=(size, size),
@@ -436,7 +437,7 @@ class Explorer:
         if not name:
             raise ExplorerError(f"{bundle.spec.model_id}: spec.json does not name its data set")
         try:
-            return load_split(name, split)
+            return load_split(name, split, bundle.spec.input_size)
         except ExplorerError as error:
             raise ExplorerError(
                 f"this analysis of '{bundle.spec.model_id}' needs its {split} split: {error}"

@@ -9,8 +9,13 @@ from explorer.data.base import ImageSet
 DATASETS = ("fashion_mnist", "elpv", "synthetic")
 
 
-def load_split(name: str, split: str) -> ImageSet:
-    """Loads a split (``train`` or ``test``) of a named dataset, or of an ImageFolder path."""
+def load_split(name: str, split: str, size: tuple[int, int] | None = None) -> ImageSet:
+    """Loads a split (``train`` or ``test``) of a named dataset, or of an ImageFolder path.
+
+    ``size`` (height, width; default 224 x 224) is what an ImageFolder's images are resized to: the
+    model's input size, so that a model and every analysis of it see images at the size it was
+    trained on. A named dataset has its own size and ignores it.
+    """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
     if name == "fashion_mnist":
@@ -28,7 +33,7 @@ def load_split(name: str, split: str) -> ImageSet:
     if Path(name).is_dir():
         from explorer.data.folder import load_image_folder
 
-        return load_image_folder(name, split)
+        return load_image_folder(name, split, size or (224, 224))
     raise ValueError(
         f"unknown dataset {name!r}: use one of {', '.join(DATASETS)} or an ImageFolder path"
     )

@@ -2,7 +2,7 @@
 
 Class names are the sub-folder names, sorted (as torchvision's ``ImageFolder``). Every image is read with
 :func:`explorer.images.load_image` (EXIF orientation, transparency, 16-bit handled) and resized to
-``size`` so the split fits in memory as one array.
+``size`` (the model's input size) so the split fits in memory as one array.
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ from explorer.errors import ExplorerError
 from explorer.images import load_image
 
 
-def load_image_folder(root: str | Path, split: str, size: int = 224) -> ImageSet:
-    """Loads ``root/split`` as RGB uint8 images of ``size`` x ``size``."""
+def load_image_folder(root: str | Path, split: str, size: int | tuple[int, int] = 224) -> ImageSet:
+    """Loads ``root/split`` as RGB uint8 images of ``size`` (a side, or height and width); an image
+    already of that size is kept as it is."""
+    height, width = (size, size) if isinstance(size, int) else size
     folder = Path(root) / split
     if not folder.is_dir():
         raise ExplorerError(f"{folder} is not a folder: expected {root}/{split}/<class>/<images>")
@@ -29,7 +31,9 @@ def load_image_folder(root: str | Path, split: str, size: int = 224) -> ImageSet
         for path in sorted((folder / name).rglob("*")):
             if path.suffix.lower() in IMG_EXTENSIONS and path.is_file():
                 rgb = load_image(path)
-                images.append(cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA))
+                if rgb.shape[:2] != (height, width):
+                    rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+                images.append(rgb)
                 labels.append(label)
     if not images:
         raise ExplorerError(f"no images found under {folder}")

@@ -15,6 +15,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from explorer.data import ImageSet, load_split
+from explorer.errors import ExplorerError
 from explorer.models.card import model_card_markdown
 from explorer.models.checkpoint import save_model
 from explorer.models.preprocess import preprocess, to_model_pixels
@@ -199,8 +200,14 @@ def train(
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
     rng = np.random.default_rng(config.seed)
-    train_set = train_set if train_set is not None else load_split(config.dataset, "train")
-    test_set = test_set if test_set is not None else load_split(config.dataset, "test")
+    size = config.input_size
+    train_set = train_set if train_set is not None else load_split(config.dataset, "train", size)
+    if config.push_on_object and "mask" not in train_set.extras:  # before hours of training
+        raise ExplorerError(
+            f"--push-on-object needs object masks, and {config.dataset} has none (an ImageFolder "
+            "has no masks): train without it"
+        )
+    test_set = test_set if test_set is not None else load_split(config.dataset, "test", size)
     spec = spec_from_config(config, train_set.class_names)
     model = ProtoPNet(spec, pretrained_backbone=config.pretrained)
 
@@ -233,8 +240,6 @@ def train(
 
     allowed = None
     if config.push_on_object:
-        if "mask" not in train_set.extras:
-            raise ValueError(f"push_on_object needs object masks; {config.dataset} has none")
         with torch.no_grad():
             grid = tuple(model.forward_from_trunk(train_x[:1]).similarity_maps.shape[-2:])
         allowed = object_cells(train_set.extras["mask"], grid)
