@@ -306,3 +306,41 @@ def test_default_occlusion_window() -> None:
     assert default_occlusion_window(8, 8) == 2
     assert default_occlusion_window(2, 40) == 2
     assert default_occlusion_window(1, 1) == 1
+
+
+# --- replicas lent again -------------------------------------------------------------------------
+def test_a_replica_is_lent_again_clean_and_goes_with_its_model(
+    cnn_model: ProtoPNet, image: torch.Tensor
+) -> None:
+    import gc
+    import weakref
+
+    from explorer.analysis import attributions
+
+    first = attribute(cnn_model, image, "gradcam", class_index=0).values
+    kept = list(attributions._replicas[cnn_model])
+    assert len(kept) == 1 and kept[0] is not cnn_model and hook_entries(kept[0]) == []
+    for method in METHODS:  # every method on the lent replica: clean again after each
+        attribute(cnn_model, image, method, prototype=1, ig_steps=4, occlusion_window=8)
+    assert attributions._replicas[cnn_model] == kept and hook_entries(kept[0]) == []
+    np.testing.assert_array_equal(
+        attribute(cnn_model, image, "gradcam", class_index=0).values, first
+    )
+    with torch.no_grad():  # parameters replaced: the kept replica would see the old ones
+        cnn_model.last_layer.weight = nn.Parameter(-cnn_model.last_layer.weight.clone())
+    flipped = attribute(cnn_model, image, "gradcam", class_index=0).values
+    assert not np.array_equal(flipped, first)
+    np.testing.assert_array_equal(flipped, direct_gradcam(cnn_model, image, "class", 0))
+
+    # the kept replicas do not keep their model alive (a model evicted from the loaded ones goes)
+    spec = tiny_spec(
+        backbone="small_cnn", channels=3, classes=2, per_class=2, dim=4, size=16,
+        options={"widths": [4], "pools": 1},
+    )  # fmt: skip
+    evicted = ProtoPNet(spec).eval()
+    attribute(evicted, image, "gradcam", class_index=0)
+    assert len(attributions._replicas[evicted]) == 1
+    gone = weakref.ref(evicted)
+    del evicted
+    gc.collect()
+    assert gone() is None

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,6 +49,10 @@ if TYPE_CHECKING:  # captum is imported where it is used: it takes a second to i
 __all__ = ["METHODS", "AttributionMap", "attribute", "default_occlusion_window"]
 
 logger = logging.getLogger(__name__)
+
+REPLICAS_KEPT = 2  # per model: as many as explanations run at once on the 2-core machines we target
+_replicas: weakref.WeakKeyDictionary[nn.Module, list[nn.Module]] = weakref.WeakKeyDictionary()
+_replicas_lock = threading.Lock()
 
 METHODS: tuple[str, ...] = ("gradcam", "occlusion", "integrated_gradients")
 TARGET_KINDS: tuple[str, ...] = ("class", "prototype")
@@ -152,7 +158,28 @@ def attribute(
     name = method + (SMOOTHGRAD_SUFFIX if smoothgrad else "")
     logger.debug("attributing %s %d with %s on input %s", target_kind, target, name, tuple(x.shape))
 
-    model = _private_replica(model)
+    with _private_replica(model) as replica:
+        return _attribute_on(
+            replica, x, method, target_kind, target, name, window, smoothgrad, smoothgrad_samples,
+            smoothgrad_stdev, ig_steps,
+        )  # fmt: skip
+
+
+def _attribute_on(
+    model: PrototypeModel,
+    x: torch.Tensor,
+    method: str,
+    target_kind: str,
+    target: int,
+    name: str,
+    window: int | None,
+    smoothgrad: bool,
+    smoothgrad_samples: int,
+    smoothgrad_stdev: float,
+    ig_steps: int,
+) -> AttributionMap:
+    """:func:`attribute` on a model (a replica) that this call alone uses; arguments checked."""
+    height, width = int(x.shape[2]), int(x.shape[3])
 
     def forward_fn(inputs: torch.Tensor) -> torch.Tensor:
         out = model(inputs)
@@ -304,18 +331,45 @@ def _to_input_map(attr: torch.Tensor, method: str, height: int, width: int) -> n
 
 
 # --- side effects --------------------------------------------------------------------------------
-def _private_replica(model: PrototypeModel) -> PrototypeModel:
-    """A copy of the model's module tree that shares its parameters and buffers (no tensor copied).
+@contextmanager
+def _private_replica(model: PrototypeModel) -> Iterator[PrototypeModel]:
+    """A copy of the model's module tree that shares its parameters and buffers (no tensor copied),
+    this call's own for the duration of the block.
 
     captum registers forward hooks on the layer it explains; on a model shared by a web server's
     threads, such a hook also fires for every other thread's forward pass and captures that thread's
     tensors ("The differentiated Tensor ... appears to not have been used in the graph"). On a
-    replica the hooks and train/eval flags are this call's own; a few ms even for EfficientNet.
+    replica the hooks and train/eval flags are this call's own. Copying the tree costs 25 ms and
+    some 3,000 Python objects for the EfficientNet-lite (a fifth of an explanation, and the objects
+    make the garbage collector's full passes come sooner), so up to :data:`REPLICAS_KEPT` replicas
+    per model are kept and lent again: a replica is handed back only after a block that ended
+    normally (its hooks removed and flags restored by :func:`_no_leaked_hooks` and
+    :func:`_eval_mode`), one whose model's tensors were replaced since is not lent again, and the
+    kept ones go with their model.
     """
     if not isinstance(model, nn.Module):
-        return model
-    shared = {id(t): t for t in (*model.parameters(), *model.buffers())}
-    return copy.deepcopy(model, shared)
+        yield model
+        return
+    with _replicas_lock:
+        free = _replicas.get(model)
+        replica = free.pop() if free else None
+    if replica is not None and not _shares_tensors(replica, model):
+        replica = None  # the model's parameters were replaced since: a new replica
+    if replica is None:
+        shared = {id(t): t for t in (*model.parameters(), *model.buffers())}
+        replica = copy.deepcopy(model, shared)
+    yield replica
+    with _replicas_lock:  # not reached when the block raised: that replica is dropped
+        free = _replicas.setdefault(model, [])
+        if len(free) < REPLICAS_KEPT:
+            free.append(replica)
+
+
+def _shares_tensors(replica: nn.Module, model: nn.Module) -> bool:
+    """Whether ``replica`` still holds the very parameter and buffer tensors of ``model``."""
+    ours = (*replica.parameters(), *replica.buffers())
+    theirs = (*model.parameters(), *model.buffers())
+    return len(ours) == len(theirs) and all(a is b for a, b in zip(ours, theirs, strict=True))
 
 
 def _modules(model: PrototypeModel) -> list[nn.Module]:
