@@ -16,10 +16,31 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from explorer.errors import ExplorerError
 
+if TYPE_CHECKING:
+    from explorer import Explorer
+
 EXIT_BAD_INPUT = 2
+
+
+def _explorer(args: argparse.Namespace) -> tuple[Explorer, str | None]:
+    """A command's Explorer (the shipped models and the ``--models`` folders) and the model it asks
+    for: ``--model`` names a model id, or a model folder, which is then registered too."""
+    from explorer import Explorer
+    from explorer.api import WEIGHTS_DIR
+
+    extra = getattr(args, "models", [])
+    for folder in extra:
+        if not Path(folder).is_dir():
+            raise ExplorerError(f"--models {folder}: no such folder")
+    explorer = Explorer([WEIGHTS_DIR, *extra])
+    model = getattr(args, "model", None)
+    if model and model not in explorer.model_ids() and Path(model).is_dir():
+        model = explorer.add_model_folder(model).model_id
+    return explorer, model
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -44,22 +65,18 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from explorer import Explorer
-
-    explorer = Explorer()
-    prediction = explorer.predict(args.image, model_id=args.model, top_k=args.top_k)
+    explorer, model = _explorer(args)
+    prediction = explorer.predict(args.image, model_id=model, top_k=args.top_k)
     print(json.dumps(prediction.to_dict(), indent=2))
     return 0
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from explorer import Explorer
     from explorer.batch import explain_batch
 
     attribution = None if args.attribution == "none" else args.attribution
-    summary = explain_batch(
-        Explorer(), args.paths, Path(args.out), args.model, args.top_k, attribution
-    )
+    explorer, model = _explorer(args)
+    summary = explain_batch(explorer, args.paths, Path(args.out), model, args.top_k, attribution)
     for failure in summary["failed"]:
         print(f"error: {failure['image']}: {failure['error']}", file=sys.stderr)
     for skipped in summary["skipped"]:
@@ -97,14 +114,13 @@ def _unique_stem(stem: str, used: set[str]) -> str:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from explorer import Explorer
     from explorer.batch import expand_paths
     from explorer.report import build_case, write_reports
 
     if args.top_k < 1:
         raise ExplorerError(f"--top-k must be at least 1, not {args.top_k}")
-    explorer = Explorer()
-    model_id = explorer.spec(args.model).model_id  # an unknown model fails before any work
+    explorer, model = _explorer(args)
+    model_id = explorer.spec(model).model_id  # an unknown model fails before any work
     out = _output_folder(Path(args.out))
     disabled = explorer.misleading(model_id) if args.without_misleading else set()
     attribution = None if args.attribution == "none" else args.attribution
@@ -148,10 +164,8 @@ def _report(args: argparse.Namespace) -> int:
 def _analyse(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from explorer import Explorer
-
-    explorer = Explorer()
-    model_id = args.model or explorer.default_model
+    explorer, model = _explorer(args)
+    model_id = model or explorer.default_model
     modes = [] if args.no_attributes else args.attributes
     if not 0 <= args.size_share < 1:
         raise ExplorerError(f"--size-share must be at least 0 and below 1, not {args.size_share}")
@@ -192,10 +206,8 @@ def _analyse(args: argparse.Namespace) -> int:
 
 
 def _redundancy(args: argparse.Namespace) -> int:
-    from explorer import Explorer
-
-    explorer = Explorer()
-    model_id = args.model or explorer.default_model
+    explorer, model = _explorer(args)
+    model_id = model or explorer.default_model
     report = explorer.redundancy(model_id, threshold=args.threshold)
     names = explorer.class_names(model_id)
     every = explorer.prune_plan(report.clusters, model_id)
@@ -273,9 +285,8 @@ def _users(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from explorer import Explorer
-
-    print(json.dumps([info.to_dict() for info in Explorer().models()], indent=2))
+    explorer, _ = _explorer(args)
+    print(json.dumps([info.to_dict() for info in explorer.models()], indent=2))
     return 0
 
 
@@ -297,6 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m explorer", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     commands = parser.add_subparsers(dest="command", required=True)
+    # every command that uses models also sees the user's own model folders
+    with_models = argparse.ArgumentParser(add_help=False)
+    with_models.add_argument(
+        "--models", action="append", default=[], metavar="DIR",
+        help="an extra model folder, or a folder of them (repeat for more)",
+    )  # fmt: skip
 
     train = commands.add_parser(
         "train", help="train a ProtoPNet (a shipped preset or your ImageFolder)"
@@ -325,7 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(run=_train)
 
     predict = commands.add_parser(
-        "predict", help="classify an image and list its top prototypes (JSON)"
+        "predict",
+        parents=[with_models],
+        help="classify an image and list its top prototypes (JSON)",
     )
     predict.add_argument("image", help="path to an image file")
     predict.add_argument("--model", help="model id or model folder (default: the default model)")
@@ -333,10 +352,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(run=_predict)
 
     explain = commands.add_parser(
-        "explain", help="explain images into a folder: per image a JSON and overlay PNGs"
+        "explain",
+        parents=[with_models],
+        help="explain images into a folder: per image a JSON and overlay PNGs",
     )
     explain.add_argument("paths", nargs="+", help="image files or folders of images")
-    explain.add_argument("--model", help="model id (default: the default model)")
+    explain.add_argument("--model", help="model id or model folder (default: the default model)")
     explain.add_argument("--out", required=True, help="output folder")
     explain.add_argument("--top-k", type=int, default=10)
     explain.add_argument(
@@ -348,10 +369,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser(
         "report",
+        parents=[with_models],
         help="self-contained case reports: per image one HTML file and one PDF (JSON line each)",
     )
     report.add_argument("paths", nargs="+", help="image files or folders of images")
-    report.add_argument("--model", help="model id (default: the default model)")
+    report.add_argument("--model", help="model id or model folder (default: the default model)")
     report.add_argument("--out", required=True, help="output folder (created if missing)")
     report.add_argument("--top-k", type=int, default=5, help="prototype pairs per report")
     report.add_argument(
@@ -371,9 +393,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     analyse = commands.add_parser(
         "analyse",
+        parents=[with_models],
         help="compute and store data-wide analyses: nearest patches, test scores, attributes",
     )
-    analyse.add_argument("--model", help="model id (default: the default model)")
+    analyse.add_argument("--model", help="model id or model folder (default: the default model)")
     analyse.add_argument(
         "--splits", nargs="+", default=["train", "test"], choices=["train", "test"]
     )
@@ -397,9 +420,11 @@ def build_parser() -> argparse.ArgumentParser:
     analyse.set_defaults(run=_analyse)
 
     redundancy = commands.add_parser(
-        "redundancy", help="redundancy clusters of prototypes and what pruning them costs (JSON)"
+        "redundancy",
+        parents=[with_models],
+        help="redundancy clusters of prototypes and what pruning them costs (JSON)",
     )
-    redundancy.add_argument("--model", help="model id (default: the default model)")
+    redundancy.add_argument("--model", help="model id or model folder (default: the default model)")
     redundancy.add_argument("--threshold", type=float, default=0.2, help="clustering cut height")
     redundancy.set_defaults(run=_redundancy)
 
@@ -428,7 +453,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add.set_defaults(run=_users)
 
-    models = commands.add_parser("models", help="list the available models (JSON)")
+    models = commands.add_parser(
+        "models", parents=[with_models], help="list the available models (JSON)"
+    )
     models.set_defaults(run=_models)
 
     imports = commands.add_parser(

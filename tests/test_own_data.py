@@ -73,6 +73,12 @@ def test_input_size_64_keeps_64_px_end_to_end(
     source = explorer.source_image(0, "own")
     assert source is not None and source.shape[:2] == (SIDE, SIDE)
 
+    # every command reaches a model outside weights/: by its folder, or by --models
+    image = tmp_path / "data" / "test" / "light" / "0.png"
+    assert main(["predict", str(image), "--model", str(out)]) == 0
+    assert main(["redundancy", "--models", str(out.parent), "--model", "own"]) == 0
+    assert main(["models", "--models", str(out)]) == 0
+
 
 def test_push_on_object_without_masks_is_refused_before_training(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -90,3 +96,11 @@ def test_push_on_object_without_masks_is_refused_before_training(
             tmp_path / "out", data=tmp_path / "data", backbone="small_cnn", input_size=32,
             push_on_object=True,
         )  # fmt: skip
+
+
+def test_a_models_folder_that_does_not_exist_is_one_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["models", "--models", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: --models {tmp_path / 'nowhere'}: no such folder"]
