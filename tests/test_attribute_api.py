@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from explorer.api import Explorer
 from explorer.errors import ExplorerError
@@ -53,18 +54,24 @@ def test_grey_models_report_hue_and_saturation_not_applicable() -> None:
         assert phi[0] == 0.0 and len(strengths) == len(phi)
 
 
-def test_local_explanation_uses_one_batched_forward(monkeypatch: pytest.MonkeyPatch) -> None:
-    explorer = Explorer()
-    bundle = explorer.bundle("synthetic")
-    explorer.local_attributes(bundle.examples()[1], "synthetic", "reference")  # finds the grid once
-    calls = []
-    original = type(bundle.model).forward
+def count_forwards(model: torch.nn.Module, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The batch size of every forward of this model's class from now on (each runs the real one)."""
+    calls: list[int] = []
+    original = type(model).forward
 
     def counting(self, x):
         calls.append(x.shape[0])
         return original(self, x)
 
-    monkeypatch.setattr(type(bundle.model), "forward", counting)
+    monkeypatch.setattr(type(model), "forward", counting)
+    return calls
+
+
+def test_local_explanation_uses_one_batched_forward(monkeypatch: pytest.MonkeyPatch) -> None:
+    explorer = Explorer()
+    bundle = explorer.bundle("synthetic")
+    explorer.local_attributes(bundle.examples()[1], "synthetic", "reference")  # finds the grid once
+    calls = count_forwards(bundle.model, monkeypatch)
     local = explorer.local_attributes(bundle.examples()[0], "synthetic", "reference")
     assert len(calls) == 1 and calls[0] <= 1 + len(local.modifications)
     assert local.phi.shape == (bundle.spec.num_prototypes, len(local.modifications))
@@ -77,14 +84,7 @@ def test_dose_curves_are_computed_once_and_handed_out_as_copies(
     explorer = Explorer()
     bundle = explorer.bundle("synthetic")
     first = explorer.dose_curves(3, "synthetic", "reference")
-    calls = []
-    original = type(bundle.model).forward
-
-    def counting(self, x):
-        calls.append(x.shape[0])
-        return original(self, x)
-
-    monkeypatch.setattr(type(bundle.model), "forward", counting)
+    calls = count_forwards(bundle.model, monkeypatch)
     for _, phi in first.values():
         phi += 100.0  # a caller changing what it was given
     again = explorer.dose_curves(3, "synthetic", "reference")
