@@ -38,6 +38,29 @@ from explorer.api import Explorer
 from explorer.data.synthetic import DEFINING_ATTRIBUTE
 
 CHANCE = 1 / len(ATTRIBUTES)
+
+
+def defining_attribute(class_name: str) -> str | None:
+    """The attribute a known-answer class changes, from its name: ours (``hue``, ``base``, ...) or
+    another generator's (``1_hue``, ``Saturation-shift``, ``base_class``); ``None`` for the base.
+
+    Raises:
+        SystemExit: the name names no attribute, or more than one (with the names expected).
+    """
+    if class_name in DEFINING_ATTRIBUTE:
+        return DEFINING_ATTRIBUTE[class_name]
+    lowered = class_name.lower()
+    named = [attribute for attribute in ATTRIBUTES if attribute in lowered]
+    if len(named) == 1:
+        return named[0]
+    if not named and "base" in lowered:
+        return None
+    raise SystemExit(
+        f"class {class_name!r} names {'several attributes' if named else 'no attribute'}: name "
+        f"each class after the one attribute it changes ({', '.join(ATTRIBUTES)}) or 'base'"
+    )
+
+
 READINGS = {"raw": lambda phi: phi, "z": zscores, "relative": relative}
 COLUMNS = (*ATTRIBUTES, "overall")
 
@@ -132,7 +155,7 @@ def main() -> None:
         model = bundle.model
         data = explorer.dataset(model_id, args.split)
         classes = model.prototype_classes
-        defining = [DEFINING_ATTRIBUTE[bundle.spec.class_names[c]] for c in classes]
+        defining = [defining_attribute(bundle.spec.class_names[c]) for c in classes]
         grid = feature_grid(model)
         shape = data.images.shape[1:]
         accuracy = bundle.spec.accuracy.get("after_last_layer", float("nan"))

@@ -104,3 +104,15 @@ def test_a_models_folder_that_does_not_exist_is_one_error(
     assert main(["models", "--models", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: --models {tmp_path / 'nowhere'}: no such folder"]
+
+
+def test_the_recovery_bench_reads_another_generators_class_names() -> None:
+    from bench.attribute_recovery import defining_attribute
+
+    assert defining_attribute("hue") == "hue" and defining_attribute("base") is None  # ours
+    assert defining_attribute("1_Saturation") == "saturation"
+    assert defining_attribute("texture-changed") == "texture"
+    assert defining_attribute("0_base_class") is None
+    for bad in ("cats", "hue_and_shape"):
+        with pytest.raises(SystemExit, match="name each class after the one attribute"):
+            defining_attribute(bad)
