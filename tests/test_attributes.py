@@ -321,6 +321,43 @@ def test_global_attributes_round_trip_through_the_cache(tmp_path, random_model) 
     np.testing.assert_array_equal(loaded.weight_sum, result.weight_sum)
 
 
+def test_global_intervals_come_from_the_same_pass_and_are_kept(tmp_path, random_model) -> None:
+    """The bootstrap intervals: independent of the batch size, around the point estimate, stored
+    with the result; a result stored before intervals existed loads without them."""
+    images = colour_images(12, size=18, seed=7)
+    results = [
+        global_attributes(random_model, images, MODS, "test", batch_size=b) for b in (1, 5, 12)
+    ]
+    for result in results[1:]:  # each image's resample counts are its own: batches do not matter
+        for ours, theirs in zip(result.phi_interval, results[0].phi_interval, strict=True):
+            np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-9)
+        for ours, theirs in zip(
+            result.relative_interval, results[0].relative_interval, strict=True
+        ):
+            np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-9)
+    result = results[-1]
+    assert result.has_intervals and result.replicates == 200 and result.confidence == 0.95
+    low, high = result.phi_interval
+    assert (low <= high).all() and (high - low).max() > 0
+    inside = (low - 1e-9 <= result.phi) & (result.phi <= high + 1e-9)
+    assert (
+        inside.mean() > 0.9
+    )  # the estimate lies within its own percentile interval (almost always)
+    rel_low, rel_high = result.relative_interval
+    assert (rel_low >= 0).all() and (rel_high <= 100).all() and (rel_low <= rel_high).all()
+    cache = AnalysisCache("abc", root=tmp_path)
+    cache.save("attributes_test", result.to_arrays())
+    loaded = GlobalAttributes.from_arrays("test", cache.load("attributes_test"))
+    assert loaded.has_intervals and loaded.replicates == 200
+    np.testing.assert_array_equal(loaded.phi_interval[0], low)
+    np.testing.assert_array_equal(loaded.relative_interval[1], rel_high)
+    old = {k: v for k, v in result.to_arrays().items() if "_low" not in k and "_high" not in k}
+    assert not GlobalAttributes.from_arrays("test", old).has_intervals
+    none = global_attributes(random_model, images, MODS, "test", replicates=0)
+    assert not none.has_intervals and "phi_low" not in none.to_arrays()
+    np.testing.assert_array_equal(none.phi, result.phi)  # the estimate is the same either way
+
+
 def test_with_the_sibling_modifications_when_available(random_model: ProtoPNet) -> None:
     modifications = pytest.importorskip("explorer.analysis.modifications")
     image = colour_images(1, size=32, seed=4)[0]
@@ -486,3 +523,33 @@ def test_match_sentence() -> None:
 def test_why_raw_favours_contrast_is_explained() -> None:
     assert "contrast" in WHY_RAW_FAVOURS_CONTRAST and "not comparable" in WHY_RAW_FAVOURS_CONTRAST
     assert 2 <= WHY_RAW_FAVOURS_CONTRAST.count(". ") + 1 <= 3
+
+
+def test_uncertainty_sentence_says_when_the_top_two_cannot_be_told_apart() -> None:
+    import dataclasses
+
+    from explorer.analysis.attributes import uncertainty_sentence
+    from explorer.viz.figures import attribute_figure
+
+    phi = np.array([[0.50, 0.45, 0.10, 0.00, 0.02], [0.60, 0.10, 0.05, 0.00, 0.01]])
+    plain = _global(phi, "train")
+    assert uncertainty_sentence(plain, 0).startswith("No uncertainty intervals")
+    half = np.full_like(phi, 0.03)
+    rel = relative(phi)
+    result = dataclasses.replace(
+        plain, phi_interval=(phi - half, phi + half), relative_interval=(rel - 1, rel + 1),
+        replicates=200,
+    )  # fmt: skip
+    close = uncertainty_sentence(result, 0)  # 0.50 ± 0.03 against 0.45 ± 0.03: they overlap
+    assert close.startswith("Uncertainty (95% bootstrap intervals over the 10 train images, 200")
+    assert f"Φ {NAMES[0]} 0.5000 [0.4700, 0.5300], {NAMES[1]} 0.4500 [0.4200, 0.4800]" in close
+    assert f"cannot tell {NAMES[0]} from {NAMES[1]}" in close
+    apart = uncertainty_sentence(result, 1)  # 0.60 against 0.10
+    assert f"Φ {NAMES[0]} 0.6000 [0.5700, 0.6300]" in apart
+    assert f"{NAMES[0]} is ahead of {NAMES[1]} beyond their intervals" in apart
+    figure = attribute_figure(
+        NAMES, {"Φ train": phi[0]}, "t", intervals={"Φ train": (phi[0] - half[0], phi[0] + half[0])}
+    )
+    bars = figure.data[0].error_y
+    np.testing.assert_allclose(bars.array, half[0])
+    np.testing.assert_allclose(bars.arrayminus, half[0])

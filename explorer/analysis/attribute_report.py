@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from explorer.analysis.attributes import (
     prototype_sentence,
     relative,
     sorted_values,
+    uncertainty_sentence,
     welch_by_modification,
 )
 from explorer.analysis.modifications import ATTRIBUTES, default_dose_strengths, dose_response
@@ -101,6 +102,10 @@ class PrototypeAttributes:
             else test.
         not_applicable: modifications that cannot apply (grey-input models).
         sentence: in words (both readings named).
+        uncertainty: in words, the two largest attributes with their bootstrap intervals ("cannot
+            tell" where they overlap), or that the stored explanation has none.
+        intervals: the prototype's bootstrap intervals, ``(low [M], high [M])``, of each series
+            that has them: ``train``, ``test`` (Φ) and ``relative``.
         generalises: whether its explanation carries from train to test (``None`` without both).
         welch: per modification, Welch's (t, p) between train and test Φ over all prototypes.
     """
@@ -113,6 +118,8 @@ class PrototypeAttributes:
     sentence: str
     generalises: bool | None
     welch: dict[str, tuple[float, float]]
+    uncertainty: str = ""
+    intervals: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
 def prototype_attributes(
@@ -145,7 +152,26 @@ def prototype_attributes(
         ),
         generalises=bool(generalises(train, test)[prototype]) if both else None,
         welch=welch_by_modification(train, test) if both else {},
+        uncertainty=uncertainty_sentence(main, prototype),
+        intervals=_prototype_intervals(prototype, train, test, main),
     )
+
+
+def _prototype_intervals(
+    prototype: int,
+    train: GlobalAttributes | None,
+    test: GlobalAttributes | None,
+    main: GlobalAttributes,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """One prototype's rows of the stored intervals (the relative reading's from ``main``)."""
+    rows: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for split, result in (("train", train), ("test", test)):
+        if result is not None and result.phi_interval is not None:
+            rows[split] = (result.phi_interval[0][prototype], result.phi_interval[1][prototype])
+    if main.relative_interval is not None:
+        low, high = main.relative_interval
+        rows["relative"] = (low[prototype], high[prototype])
+    return rows
 
 
 def dose_curves(

@@ -36,6 +36,14 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from explorer.analysis.bootstrap import (
+    CONFIDENCE,
+    REPLICATES,
+    BootstrapSums,
+    percentile_interval,
+    reading_interval,
+    top_two_overlap,
+)
 from explorer.images import as_rgb
 from explorer.models.base import PrototypeModel, model_device
 
@@ -321,18 +329,27 @@ def local_attributes(
 
 @dataclass
 class AttributeSums:
-    """Running ``Σ_x φ·s`` and ``Σ_x s`` per prototype; ``merge`` is the reduce step."""
+    """Running ``Σ_x φ·s`` and ``Σ_x s`` per prototype (and, with ``bootstrap``, the same sums for
+    every bootstrap resample of the images); ``merge`` is the reduce step."""
 
     weighted: np.ndarray  # [P, M] float64
     weight: np.ndarray  # [P] float64
     images: int = 0
     grey_images: int = 0
+    bootstrap: BootstrapSums | None = None
 
     @classmethod
-    def empty(cls, num_prototypes: int, num_modifications: int) -> AttributeSums:
+    def empty(
+        cls, num_prototypes: int, num_modifications: int, replicates: int = 0
+    ) -> AttributeSums:
         return cls(
             weighted=np.zeros((num_prototypes, num_modifications)),
             weight=np.zeros(num_prototypes),
+            bootstrap=(
+                BootstrapSums.empty(num_prototypes, num_modifications, replicates)
+                if replicates
+                else None
+            ),
         )
 
     def merge(self, batch: BatchAttributes) -> None:
@@ -342,6 +359,9 @@ class AttributeSums:
         self.weight += s.sum(axis=0)
         self.images += len(s)
         self.grey_images += int(batch.grey.sum())
+        if self.bootstrap is not None:
+            indices = np.arange(batch.first, batch.first + len(s))
+            self.bootstrap.merge(batch.phi, s, indices)
 
 
 @dataclass(frozen=True)
@@ -363,6 +383,16 @@ class GlobalAttributes:
     weight_sum: np.ndarray
     images: int
     not_applicable: tuple[str, ...] = ()
+    phi_interval: tuple[np.ndarray, np.ndarray] | None = None
+    relative_interval: tuple[np.ndarray, np.ndarray] | None = None
+    replicates: int = 0
+    confidence: float = CONFIDENCE
+
+    @property
+    def has_intervals(self) -> bool:
+        """Whether bootstrap intervals were computed with this explanation (one stored before they
+        existed has none)."""
+        return self.phi_interval is not None and self.relative_interval is not None
 
     @property
     def applicable(self) -> np.ndarray:
@@ -377,6 +407,19 @@ class GlobalAttributes:
             "weight_sum": self.weight_sum,
             "images": np.array(self.images, dtype=np.int64),
             "not_applicable": np.array(self.not_applicable, dtype=str),
+            **self._interval_arrays(),
+        }
+
+    def _interval_arrays(self) -> dict[str, np.ndarray]:
+        if self.phi_interval is None or self.relative_interval is None:
+            return {}
+        return {
+            "phi_low": self.phi_interval[0],
+            "phi_high": self.phi_interval[1],
+            "relative_low": self.relative_interval[0],
+            "relative_high": self.relative_interval[1],
+            "replicates": np.array(self.replicates, dtype=np.int64),
+            "confidence": np.array(self.confidence, dtype=np.float64),
         }
 
     @classmethod
@@ -388,7 +431,25 @@ class GlobalAttributes:
             weight_sum=np.asarray(arrays["weight_sum"], dtype=np.float64),
             images=int(arrays["images"]),
             not_applicable=tuple(str(n) for n in arrays.get("not_applicable", ())),
+            **_intervals_from(arrays),
         )
+
+
+def _intervals_from(arrays: dict[str, np.ndarray]) -> dict[str, object]:
+    """The stored bootstrap intervals of :meth:`GlobalAttributes.from_arrays` (none in a result
+    stored before they existed)."""
+    if "phi_low" not in arrays:
+        return {}
+    pair = lambda name: (  # noqa: E731
+        np.asarray(arrays[f"{name}_low"], dtype=np.float64),
+        np.asarray(arrays[f"{name}_high"], dtype=np.float64),
+    )
+    return {
+        "phi_interval": pair("phi"),
+        "relative_interval": pair("relative"),
+        "replicates": int(arrays["replicates"]),
+        "confidence": float(arrays["confidence"]),
+    }
 
 
 def global_attributes(
@@ -399,11 +460,14 @@ def global_attributes(
     batch_size: int = 32,
     progress: Callable[[Iterable], Iterable] = lambda it: it,
     timings: dict[str, float] | None = None,
+    replicates: int = REPLICATES,
 ) -> GlobalAttributes:
     """Every prototype's global explanation over all images of a split, as map over batches → reduce.
 
     Each image is modified once per modification; the original and its changed versions (at most
-    ``1 + M`` images) go through one forward pass together.
+    ``1 + M`` images) go through one forward pass together. The same pass keeps ``replicates``
+    bootstrap resamples of the images (:mod:`explorer.analysis.bootstrap`), from which ``Φ`` and its
+    relative reading get their intervals (``replicates=0``: none).
 
     Args:
         model: the network.
@@ -422,7 +486,7 @@ def global_attributes(
         raise ValueError(f"the {split} split has no images")
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
-    sums = AttributeSums.empty(model.spec.num_prototypes, len(names))
+    sums = AttributeSums.empty(model.spec.num_prototypes, len(names), replicates)
     forwarded = 0
     for start in progress(range(0, len(images), batch_size)):
         batch = attribute_batch(
@@ -438,6 +502,14 @@ def global_attributes(
         len(names),
     )
     grey = model_sees_grey(model) or sums.grey_images == sums.images
+    intervals: dict[str, object] = {}
+    if sums.bootstrap is not None:
+        resampled = sums.bootstrap.replicate_phi()  # [R, P, M]
+        intervals = {
+            "phi_interval": percentile_interval(resampled),
+            "relative_interval": reading_interval(resampled, relative),
+            "replicates": sums.bootstrap.replicates,
+        }
     return GlobalAttributes(
         modifications=names,
         split=split,
@@ -445,6 +517,7 @@ def global_attributes(
         weight_sum=sums.weight,
         images=sums.images,
         not_applicable=_not_applicable(names, grey),
+        **intervals,
     )
 
 
@@ -770,6 +843,48 @@ def prototype_sentence(
     if present:
         text += f" Not applicable: {_not_applicable_clause(present)}."
     return text
+
+
+def uncertainty_sentence(result: GlobalAttributes, prototype: int, decimals: int = 4) -> str:
+    """How sure one prototype's global explanation is: its two largest attributes in both readings
+    with their bootstrap intervals, and "cannot tell" where the two intervals overlap; or that the
+    stored explanation has no intervals."""
+    if not result.has_intervals:
+        return (
+            "No uncertainty intervals: this stored explanation was made before they were computed "
+            "(`python -m explorer analyse` computes it again with them)."
+        )
+    assert result.phi_interval is not None and result.relative_interval is not None
+    keep = result.applicable
+    names = result.modifications
+    head = (
+        f"Uncertainty ({result.confidence:.0%} bootstrap intervals over the {result.images} "
+        f"{result.split} images, {result.replicates} resamples):"
+    )
+    rel = relative(result.phi)
+    clauses = []
+    for label, values, (low, high), show in (
+        ("Φ", result.phi, result.phi_interval, lambda v: _number(v, decimals)),
+        ("relative", rel, result.relative_interval, lambda v: f"{v:.0f}"),
+    ):
+        row = np.where(keep, values[prototype], -np.inf)
+        if keep.sum() < 2:
+            continue
+        first, second = (int(j) for j in np.argsort(-row, kind="stable")[:2])
+        lo, hi = low[prototype], high[prototype]
+        pair = ", ".join(
+            f"{names[j]} {show(float(values[prototype, j]))} [{show(float(lo[j]))}, "
+            f"{show(float(hi[j]))}]"
+            for j in (first, second)
+        )
+        if top_two_overlap(row, np.where(keep, lo, -np.inf), np.where(keep, hi, -np.inf)):
+            verdict = f"cannot tell {names[first]} from {names[second]}: their intervals overlap"
+        else:
+            verdict = f"{names[first]} is ahead of {names[second]} beyond their intervals"
+        clauses.append(f"{label} {pair} — {verdict}")
+    if not clauses:
+        return f"{head} fewer than two modifications apply."
+    return f"{head} " + "; ".join(clauses) + "."
 
 
 def match_sentence(

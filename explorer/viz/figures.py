@@ -148,19 +148,26 @@ def attribute_figure(
     not_applicable: Sequence[str] = (),
     y_title: str = "similarity lost (log-similarity)",
     decimals: int = 4,
+    intervals: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> go.Figure:
     """Grouped bars, one group per modification (e.g. local φ beside global Φ, or train beside test);
-    not-applicable modifications are labelled so."""
+    not-applicable modifications are labelled so. ``intervals``: for some series, ``(low, high)``
+    per modification, drawn as error bars (the bootstrap intervals)."""
     labels = [f"{n} (n/a)" if n in not_applicable else n for n in names]
+    intervals = intervals or {}
     figure = go.Figure(
         [
             go.Bar(name=name, x=labels, y=np.asarray(values, dtype=float),
                    text=[f"{v:.{decimals}f}" for v in values], textposition="outside",
-                   cliponaxis=False)
+                   cliponaxis=False, error_y=_error_bars(values, intervals.get(name)))
             for name, values in series.items()
         ]
     )  # fmt: skip
-    every = np.concatenate([np.asarray(v, dtype=float).ravel() for v in series.values()] or [[0.0]])
+    every = np.concatenate(
+        [np.asarray(v, dtype=float).ravel() for v in series.values()]
+        + [np.asarray(bound, dtype=float).ravel() for pair in intervals.values() for bound in pair]
+        or [[0.0]]
+    )
     low, high = min(0.0, float(every.min())), max(0.0, float(every.max()))
     if high > low:  # room for the value labels above (and below) the bars
         pad = 0.15 * (high - low)
@@ -173,6 +180,21 @@ def attribute_figure(
         margin={"l": 10, "r": 10, "t": 40, "b": 30},
     )
     return figure
+
+
+def _error_bars(
+    values: np.ndarray, interval: tuple[np.ndarray, np.ndarray] | None
+) -> dict[str, object] | None:
+    """Plotly's asymmetric error bars from an interval around ``values`` (``None``: no bars)."""
+    if interval is None:
+        return None
+    centre = np.asarray(values, dtype=float)
+    low, high = (np.asarray(bound, dtype=float) for bound in interval)
+    return {
+        "type": "data", "symmetric": False, "visible": True,
+        "array": np.maximum(high - centre, 0.0).tolist(),
+        "arrayminus": np.maximum(centre - low, 0.0).tolist(),
+    }  # fmt: skip
 
 
 def dose_figure(

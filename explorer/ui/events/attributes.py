@@ -123,18 +123,22 @@ class PrototypeAttributeEvents:
             curves = self.explorer.dose_curves(prototype, model_id, mode_name)
         except (ExplorerError, ValueError) as error:
             raise gr.Error(str(error)) from None
-        series = {}
+        series, bars = {}, {}
         if relative(reading_name):
             series["relative (percentile)"] = view.relative
+            if "relative" in view.intervals:
+                bars["relative (percentile)"] = view.intervals["relative"]
         else:
             for split, values in (("train", view.train), ("test", view.test)):
                 if values is not None:
                     series[f"Φ {split}"] = values
+                    if split in view.intervals:
+                        bars[f"Φ {split}"] = view.intervals[split]
         figure = attribute_figure(
             view.names, series, f"Prototype {int(prototype)}: global Φ", view.not_applicable,
-            **axis(relative(reading_name)),
+            intervals=bars, **axis(relative(reading_name)),
         )  # fmt: skip
-        lines = [view.sentence]
+        lines = [view.sentence, view.uncertainty]
         if view.generalises is not None:
             verdict = "generalises" if view.generalises else "does **not** generalise"
             lines.append(
