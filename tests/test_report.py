@@ -214,6 +214,9 @@ def test_attributes_are_the_library_match_explanations(
     assert values == sorted(values, reverse=True)
     assert first.not_applicable == ()  # an RGB model on a colour image: hue applies
     assert "hue" in dict(first.phi)
+    # how sure the prototype's global explanation is, as the library says it (the shipped one was
+    # stored before intervals existed, and says so)
+    assert first.global_uncertainty == match.global_uncertainty != ""
 
 
 # --- HTML -----------------------------------------------------------------------------------------
@@ -228,6 +231,7 @@ def test_html_names_the_model_the_prediction_and_every_top_prototype(
     for pair in case.pairs:
         assert f"prototype <strong>{pair.prototype}</strong>" in html_text
         assert f"Prototype {pair.prototype} (class " in html_text  # its attribute explanation
+    assert "uncertainty intervals" in html_text.lower()  # the global explanation's, in words
     assert "sum = logit of" in html_text and "log((d + 1) / (d + 1e-4))" in html_text
     assert "<svg" in html_text  # the evidence chart is drawn inline
 

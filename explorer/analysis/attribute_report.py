@@ -44,6 +44,8 @@ class MatchAttributes:
             applicable modifications): a hint that this match may rest on something else than the
             prototype usually does.
         not_applicable: modifications that cannot apply (grey images or grey-input models).
+        global_uncertainty: the global explanation's uncertainty in words (its bootstrap
+            intervals, or that it has none); empty without a stored global explanation.
     """
 
     prototype: int
@@ -57,6 +59,7 @@ class MatchAttributes:
     values: str
     disagrees: bool
     not_applicable: tuple[str, ...]
+    global_uncertainty: str = ""
 
 
 def match_attributes(
@@ -88,6 +91,7 @@ def match_attributes(
         ),
         disagrees=global_phi is not None and local_disagrees(phi, global_phi, applicable=keep),
         not_applicable=local.not_applicable,
+        global_uncertainty="" if global_ is None else uncertainty_sentence(global_, prototype),
     )
 
 

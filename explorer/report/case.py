@@ -124,6 +124,7 @@ class AttributeReport:
         not_applicable: modifications that cannot apply (grey images or grey-input models).
         disagrees: the match ranks modifications unlike the prototype's stored global explanation.
         global_split: which split the global explanation came from (``None``: none stored).
+        global_uncertainty: how sure that global explanation is (its intervals, in words).
     """
 
     prototype: int
@@ -133,6 +134,7 @@ class AttributeReport:
     not_applicable: tuple[str, ...]
     disagrees: bool
     global_split: str | None
+    global_uncertainty: str = ""
 
 
 @dataclass(frozen=True)
@@ -350,6 +352,7 @@ def _attributes(
                 not_applicable=tuple(match.not_applicable),
                 disagrees=bool(match.disagrees),
                 global_split=match.global_split,
+                global_uncertainty=match.global_uncertainty,
             )
         )
     return tuple(out)

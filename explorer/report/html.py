@@ -257,7 +257,8 @@ def _attributes(case: CaseReport) -> str:
         blocks.append(
             f"<h3>Prototype {a.prototype} (class {_text(a.prototype_class)})</h3>"
             f"<p>{_rich(a.sentence)}</p>{hint}"
-            f"<p>Sorted φ: {_text(phi_line(a.phi))}.</p>"
+            + (f"<p>{_rich(a.global_uncertainty)}</p>" if a.global_uncertainty else "")
+            + f"<p>Sorted φ: {_text(phi_line(a.phi))}.</p>"
             "<table><thead><tr><th>modification</th><th>φ</th></tr></thead>"
             f"<tbody>{rows}</tbody></table>"
         )

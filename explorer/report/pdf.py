@@ -275,6 +275,8 @@ def _attributes(pdf: _Document, case: CaseReport) -> None:
     for a in case.attributes:
         pdf.heading(f"Prototype {a.prototype} (class {a.prototype_class})", size=10.5)
         pdf.para(plain(a.sentence), size=9)
+        if a.global_uncertainty:
+            pdf.para(plain(a.global_uncertainty), size=9)
         if a.disagrees:
             pdf.para(
                 "Hint: this match ranks the modifications unlike the prototype's usual matches: it "

@@ -85,11 +85,14 @@ class MatchEvents:
                 "The prototype's global Φ is not computed yet: use *Compute global explanation* in the "
                 "Prototypes tab (needs the model's data set) or run `python -m explorer analyse`."
             )
-        elif match.disagrees:
-            lines.append(
-                "⚠ **Hint**: this match ranks the modifications differently from the prototype's usual "
-                "matches (Spearman ρ < 0): it may rest on something else than the prototype usually does."
-            )
+        else:
+            if match.disagrees:
+                lines.append(
+                    "⚠ **Hint**: this match ranks the modifications differently from the prototype's "
+                    "usual matches (Spearman ρ < 0): it may rest on something else than the "
+                    "prototype usually does."
+                )
+            lines.append(f"In general: {match.global_uncertainty}")
         if is_relative:
             chart_reading = f"Chart: this image's bars — {LOCAL_RELATIVE_READING}"
             if match.global_phi is not None:
