@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from explorer.errors import ExplorerError
 from explorer.models.checkpoint import ModelBundle, load_model
 from explorer.train.push import object_cells
 from explorer.train.trainer import train
@@ -83,5 +84,6 @@ def test_push_on_object_puts_every_prototype_on_its_source_object(tiny_run, tmp_
     allowed = object_cells(train_set.extras["mask"], grid)
     for record in bundle.projection:
         assert allowed[record.source_index][record.cell], record
-    with pytest.raises(ValueError, match="needs object masks"):
+    with pytest.raises(ExplorerError, match="needs object masks"):  # before any training
         train(tiny_config(), tmp_path / "x", test_set, test_set)
+    assert not (tmp_path / "x").exists()
