@@ -73,7 +73,8 @@ class BootstrapSums:
         in the split ``[B]``."""
         counts = poisson_counts(indices, self.replicates, self.seed)  # [R, B]
         s = similarity.astype(np.float64)
-        self.weighted += np.einsum("rb,bp,bpm->rpm", counts, s, phi.astype(np.float64))
+        products = (phi.astype(np.float64) * s[:, :, None]).reshape(len(s), -1)  # [B, P·M]
+        self.weighted += (counts @ products).reshape(self.weighted.shape)  # one matrix product
         self.weight += counts @ s
 
     def replicate_phi(self) -> np.ndarray:
@@ -89,7 +90,10 @@ def percentile_interval(
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be between 0 and 1, not {confidence}")
     tail = (1 - confidence) / 2 * 100
-    low, high = np.nanpercentile(replicates, [tail, 100 - tail], axis=0)
+    finite = not np.isnan(replicates).any()  # the NaN-aware percentile is ten times slower
+    low, high = (np.percentile if finite else np.nanpercentile)(
+        replicates, [tail, 100 - tail], axis=0
+    )
     return low, high
 
 
