@@ -386,12 +386,13 @@ class Explorer:
         """The file of one bundled example image (a PNG in the model folder; read it, never write).
 
         Raises:
-            ValueError: there is no example at ``index``.
+            ValueError: there is no example at ``index`` (or it is not a whole number).
         """
         paths = self.bundle(model_id).examples()
-        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(paths):
+        number = whole_number(index, "example", floats=False)  # numpy integers too, not booleans
+        if not 0 <= number < len(paths):
             raise ValueError(f"example {index!r} does not exist (the model has {len(paths)})")
-        return paths[index]
+        return paths[number]
 
     def has_sources(self, model_id: str | None = None) -> bool:
         """Whether the model folder stores its prototypes' source images (a pushed model does)."""
