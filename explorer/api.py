@@ -161,14 +161,25 @@ def _train_config(
     backbone: str,
     input_size: int | None,
     overrides: dict[str, Any],
+    data_seed: int | None = None,
 ) -> Any:
     """The training configuration of a shipped preset, or of an ImageFolder with its defaults."""
+    from explorer.data import GENERATED, with_data_seed
     from explorer.train.config import PRESETS, TrainConfig
 
     if preset:
         if preset not in PRESETS:
             raise ExplorerError(f"unknown preset '{preset}' (presets: {', '.join(PRESETS)})")
         config = PRESETS[preset]
+        if data_seed is not None:
+            if config.dataset not in GENERATED:
+                raise ExplorerError(
+                    f"--data-seed needs a generated data set ({', '.join(GENERATED)}); the "
+                    f"'{preset}' preset trains on {config.dataset}"
+                )
+            if isinstance(data_seed, bool) or not isinstance(data_seed, int) or data_seed < 0:
+                raise ExplorerError(f"the data seed must be a whole number >= 0, not {data_seed!r}")
+            config = config.with_overrides(dataset=with_data_seed(config.dataset, data_seed))
     elif data:
         size = input_size or 224
         root = Path(data).resolve()  # spec.json names the folder wherever the model is used from
@@ -185,6 +196,10 @@ def _train_config(
     else:
         raise ExplorerError(
             "give --preset NAME or --data IMAGEFOLDER (with train/ and test/ inside)"
+        )
+    if data_seed is not None and not preset:
+        raise ExplorerError(
+            "--data-seed is for the generated presets (synthetic, blobs), not --data"
         )
     return config.with_overrides(**overrides)
 
@@ -1130,18 +1145,22 @@ class Explorer:
         model_id: str | None = None,
         backbone: str = DEFAULT_BACKBONE,
         input_size: int | None = None,
+        data_seed: int | None = None,
         **overrides: Any,
     ) -> ModelInfo:
         """Trains a ProtoPNet, writes its model folder and registers it here.
 
         Args:
             out: the model folder to write (default ``weights/<model id>`` under the current folder).
-            preset: a shipped model's configuration (``fashion_mnist``, ``synthetic``, ``elpv``).
+            preset: a shipped model's configuration (``fashion_mnist``, ``synthetic``, ``elpv``) or
+                known-answer B's (``blobs``).
             data: instead of a preset, an ImageFolder root with ``train/<class>/`` and
                 ``test/<class>/``.
             model_id: the new model's id with ``data`` (default: the data folder's name).
             backbone: the backbone with ``data`` (``efficientnet_lite0``, pretrained, or ``small_cnn``).
             input_size: the square input side with ``data`` (default 224).
+            data_seed: with a generated preset (``synthetic``, ``blobs``), which draw of its data set
+                (default 0; recorded in the spec as ``dataset@seed``).
             **overrides: configuration fields to change (``seed``, ``warm_epochs``,
                 ``joint_epochs``, ``last_epochs``, ``prototypes_per_class``, ``push_on_object``);
                 ``None`` keeps the configuration's value.
@@ -1154,7 +1173,7 @@ class Explorer:
         """
         from explorer.train.trainer import train
 
-        config = _train_config(preset, data, model_id, backbone, input_size, overrides)
+        config = _train_config(preset, data, model_id, backbone, input_size, overrides, data_seed)
         folder = Path(out or Path("weights") / config.model_id)
         train(config, folder)
         return self._register(folder)

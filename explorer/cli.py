@@ -53,6 +53,7 @@ def _train(args: argparse.Namespace) -> int:
         model_id=args.model_id,
         backbone=args.backbone,
         input_size=args.input_size,
+        data_seed=args.data_seed,
         seed=args.seed,
         warm_epochs=args.warm_epochs,
         joint_epochs=args.joint_epochs,
@@ -318,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser(
         "train", help="train a ProtoPNet (a shipped preset or your ImageFolder)"
     )
-    train.add_argument("--preset", choices=["fashion_mnist", "synthetic", "elpv"])
+    train.add_argument("--preset", choices=["fashion_mnist", "synthetic", "elpv", "blobs"])
     train.add_argument("--data", help="ImageFolder root with train/<class>/ and test/<class>/")
     train.add_argument(
         "--backbone", default="efficientnet_lite0", choices=["efficientnet_lite0", "small_cnn"]
@@ -329,6 +330,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--out", help="output folder (default weights/<model id>)")
     train.add_argument("--seed", type=int)
+    train.add_argument(
+        "--data-seed", type=int,
+        help="with --preset synthetic or blobs: which draw of the generated data (default 0)",
+    )  # fmt: skip
     train.add_argument("--warm-epochs", type=int)
     train.add_argument("--joint-epochs", type=int)
     train.add_argument("--last-epochs", type=int)

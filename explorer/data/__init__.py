@@ -1,4 +1,5 @@
-"""Datasets: Fashion-MNIST (Debian package), ELPV (PyPI package), synthetic attributes, ImageFolder."""
+"""Datasets: Fashion-MNIST (Debian package), ELPV (PyPI package), the two known-answer generators
+(``synthetic``, A, and ``blobs``, B), ImageFolder."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ from pathlib import Path
 
 from explorer.data.base import ImageSet
 
-DATASETS = ("fashion_mnist", "elpv", "synthetic")
+DATASETS = ("fashion_mnist", "elpv", "synthetic", "blobs")
+GENERATED = ("synthetic", "blobs")
+"""The generated data sets, which take a data seed: ``blobs@2`` is generator B's data seed 2."""
 
 
 def load_split(name: str, split: str, size: tuple[int, int] | None = None) -> ImageSet:
@@ -18,6 +21,9 @@ def load_split(name: str, split: str, size: tuple[int, int] | None = None) -> Im
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+    base, data_seed = parse_data_seed(name)
+    if data_seed is not None:
+        name = base
     if name == "fashion_mnist":
         from explorer.data.fashion_mnist import load_fashion_mnist
 
@@ -29,7 +35,11 @@ def load_split(name: str, split: str, size: tuple[int, int] | None = None) -> Im
     if name == "synthetic":
         from explorer.data.synthetic import load_synthetic
 
-        return load_synthetic(split)
+        return load_synthetic(split, data_seed=data_seed or 0)
+    if name == "blobs":
+        from explorer.data.blobs import load_blobs
+
+        return load_blobs(split, data_seed=data_seed or 0)
     if Path(name).is_dir():
         from explorer.data.folder import load_image_folder
 
@@ -39,4 +49,36 @@ def load_split(name: str, split: str, size: tuple[int, int] | None = None) -> Im
     )
 
 
-__all__ = ["DATASETS", "ImageSet", "load_split"]
+def parse_data_seed(name: str) -> tuple[str, int | None]:
+    """``("blobs", 2)`` for ``"blobs@2"``; ``(name, None)`` for a name without a data seed.
+
+    Raises:
+        ValueError: a data seed on a data set that is not generated, or one that is not a
+            non-negative whole number.
+    """
+    base, sep, seed = name.rpartition("@")
+    if not sep or Path(name).is_dir():
+        return name, None
+    if base not in GENERATED:
+        raise ValueError(
+            f"{name!r}: only the generated data sets ({', '.join(GENERATED)}) take a data seed"
+        )
+    if not seed.isdigit():
+        raise ValueError(f"{name!r}: the data seed after '@' must be a whole number >= 0")
+    return base, int(seed)
+
+
+def with_data_seed(name: str, data_seed: int) -> str:
+    """The name of a generated data set at ``data_seed`` (``with_data_seed("blobs", 2)`` =
+    ``"blobs@2"``; seed 0 is the plain name)."""
+    base, _ = parse_data_seed(name)
+    if base not in GENERATED:
+        raise ValueError(
+            f"{name!r}: only the generated data sets ({', '.join(GENERATED)}) take a data seed"
+        )
+    if data_seed < 0:
+        raise ValueError(f"the data seed must be >= 0, not {data_seed}")
+    return base if data_seed == 0 else f"{base}@{data_seed}"
+
+
+__all__ = ["DATASETS", "GENERATED", "ImageSet", "load_split", "parse_data_seed", "with_data_seed"]

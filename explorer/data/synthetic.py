@@ -71,10 +71,10 @@ from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
 
 from explorer.data.base import ImageSet
+from explorer.data.drawing import colour_with_luma, render_object
 
 CLASS_NAMES: tuple[str, ...] = ("base", "hue", "saturation", "contrast", "texture", "shape")
 DEFINING_ATTRIBUTE: dict[str, str | None] = {
@@ -110,56 +110,7 @@ NOISE_SIGMA: tuple[float, float] = (0.01, 0.025)
 
 _DEFAULTS: dict[str, tuple[int, int]] = {"train": (400, 0), "test": (100, 1)}
 _ELLIPSE_VERTICES = 72
-_SHIFT = 4  # sub-pixel bits for cv2.fillPoly
-_SUPERSAMPLE = 8  # anti-aliasing by area-averaging an 8x rasterisation
 _CHUNK = 256
-_LUMA = np.array([0.299, 0.587, 0.114])
-
-
-def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Vectorised HSV to RGB conversion.
-
-    Args:
-        h: hues in degrees, any shape.
-        s: saturations in ``[0, 1]``, same shape.
-        v: values in ``[0, 1]``, same shape.
-
-    Returns:
-        ``[..., 3]`` float64 RGB in ``[0, 1]``.
-    """
-    hp = np.mod(h, 360.0) / 60.0
-    c = v * s
-    x = c * (1.0 - np.abs(np.mod(hp, 2.0) - 1.0))
-    zero = np.zeros_like(c)
-    sector = np.floor(hp).astype(np.int64) % 6
-    candidates = np.stack(
-        [
-            np.stack([c, x, zero], -1),
-            np.stack([x, c, zero], -1),
-            np.stack([zero, c, x], -1),
-            np.stack([zero, x, c], -1),
-            np.stack([x, zero, c], -1),
-            np.stack([c, zero, x], -1),
-        ],
-        0,
-    )
-    rgb = np.take_along_axis(candidates, sector[None, ..., None].repeat(3, -1), 0)[0]
-    return rgb + (v - c)[..., None]
-
-
-def _colour_with_luma(h: np.ndarray, s: np.ndarray, luma: np.ndarray) -> np.ndarray:
-    """RGB colours with the given HSV hue and saturation and the given luma.
-
-    Args:
-        h: hues in degrees, ``[N]``.
-        s: HSV saturations, ``[N]``.
-        luma: target luma ``0.299 R + 0.587 G + 0.114 B``, ``[N]``.
-
-    Returns:
-        ``[N, 3]`` RGB. A channel goes above 1 only if the luma cannot be reached.
-    """
-    unit = _hsv_to_rgb(h, s, np.ones_like(h))
-    return unit * (luma / (unit @ _LUMA))[:, None]
 
 
 def _max_star_extent(radius: float) -> float:
@@ -221,34 +172,6 @@ def _ray_hits(poly: np.ndarray, dirs: np.ndarray) -> np.ndarray:
     valid = (s >= -1e-9) & (s <= 1 + 1e-9) & (t > 0)
     t = np.where(valid, t, np.inf)
     return dirs * t.min(axis=1)[:, None]
-
-
-def _render_object(
-    poly: np.ndarray, theta: float, cx: float, cy: float, size: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rotates and places a local outline and rasterises its anti-aliased mask.
-
-    Coverage comes from an 8x supersampled fill averaged down (``cv2.fillPoly``'s own
-    ``LINE_AA`` grows shapes by about half a pixel, which would shift the outline
-    off the keypoints).
-
-    Args:
-        poly: ``[V, 2]`` local outline.
-        theta: rotation in radians.
-        cx: centre x in pixels.
-        cy: centre y in pixels.
-        size: image side in pixels.
-
-    Returns:
-        The ``[size, size]`` uint8 coverage (0-255) and the rotation matrix ``[2, 2]``.
-    """
-    rot = np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
-    pts = poly @ rot.T + np.array([cx, cy])
-    hi_res = (pts + 0.5) * _SUPERSAMPLE - 0.5  # pixel centres stay at integer coordinates
-    fixed = np.round(hi_res * (1 << _SHIFT)).astype(np.int32)
-    canvas = np.zeros((size * _SUPERSAMPLE, size * _SUPERSAMPLE), np.uint8)
-    cv2.fillPoly(canvas, [fixed], 255, lineType=cv2.LINE_8, shift=_SHIFT)
-    return cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA), rot
 
 
 def generate(
@@ -315,8 +238,8 @@ def generate(
     tex_amp = np.where(cls["texture"], TEXTURE_AMPLITUDE, 0.0)
     noise_sigma = uniform(NOISE_SIGMA)
 
-    obj_rgb = _colour_with_luma(hue, sat, obj_luma)
-    bg_rgb = _colour_with_luma(bg_hue, bg_sat, bg_luma)
+    obj_rgb = colour_with_luma(hue, sat, obj_luma)
+    bg_rgb = colour_with_luma(bg_hue, bg_sat, bg_luma)
     period = max(3.0, size / 16.0)
 
     # Shapes, keypoints and boxes (per image, cv2 rasterisation).
@@ -332,7 +255,7 @@ def generate(
             int(spikes[i]),
             float(inner[i]),
         )
-        alpha[i], rot = _render_object(poly, float(theta[i]), float(cx[i]), float(cy[i]), size)
+        alpha[i], rot = render_object(poly, float(theta[i]), float(cx[i]), float(cy[i]), size)
         hits = _ray_hits(poly, axis_dirs) @ rot.T + np.array([cx[i], cy[i]])
         keypoints[i, 0] = (cx[i], cy[i])
         keypoints[i, 1:] = hits
@@ -383,16 +306,19 @@ def generate(
     )
 
 
-def load_synthetic(split: str, n_per_class: int | None = None, size: int = 64) -> ImageSet:
+def load_synthetic(
+    split: str, n_per_class: int | None = None, size: int = 64, data_seed: int = 0
+) -> ImageSet:
     """Loads a split of the synthetic dataset with fixed defaults.
 
     ``train`` is 400 images per class from seed 0, ``test`` 100 per class from
-    seed 1, so the splits never share an image.
+    seed 1, so the splits never share an image; data seed ``s`` uses seeds 2s and 2s + 1.
 
     Args:
         split: ``train`` or ``test``.
         n_per_class: overrides the default number of images per class.
         size: image side in pixels.
+        data_seed: which draw of the data set (0: the shipped model's).
 
     Returns:
         The generated :class:`ImageSet`, with the object masks (``extras["mask"]``).
@@ -402,6 +328,9 @@ def load_synthetic(split: str, n_per_class: int | None = None, size: int = 64) -
     """
     if split not in _DEFAULTS:
         raise ValueError(f"split must be one of {sorted(_DEFAULTS)}, got {split!r}")
+    if data_seed < 0:
+        raise ValueError(f"data seed must be >= 0, got {data_seed}")
     default_n, seed = _DEFAULTS[split]
+    seed += 2 * int(data_seed)
     n = default_n if n_per_class is None else n_per_class
     return generate(n, split, seed=seed, size=size, with_masks=True)

@@ -1,0 +1,104 @@
+"""Drawing shared by the known-answer generators: colours of a given hue, saturation and luma, and
+anti-aliased objects rasterised from their outline."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+LUMA = np.array([0.299, 0.587, 0.114])
+"""Luma weights, ``Y = 0.299 R + 0.587 G + 0.114 B``."""
+
+_SHIFT = 4  # sub-pixel bits for cv2.fillPoly
+_SUPERSAMPLE = 8  # anti-aliasing by area-averaging an 8x rasterisation
+
+
+def hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Vectorised HSV to RGB conversion.
+
+    Args:
+        h: hues in degrees, any shape.
+        s: saturations in ``[0, 1]``, same shape.
+        v: values in ``[0, 1]``, same shape.
+
+    Returns:
+        ``[..., 3]`` float64 RGB in ``[0, 1]``.
+    """
+    hp = np.mod(h, 360.0) / 60.0
+    c = v * s
+    x = c * (1.0 - np.abs(np.mod(hp, 2.0) - 1.0))
+    zero = np.zeros_like(c)
+    sector = np.floor(hp).astype(np.int64) % 6
+    candidates = np.stack(
+        [
+            np.stack([c, x, zero], -1),
+            np.stack([x, c, zero], -1),
+            np.stack([zero, c, x], -1),
+            np.stack([zero, x, c], -1),
+            np.stack([x, zero, c], -1),
+            np.stack([c, zero, x], -1),
+        ],
+        0,
+    )
+    rgb = np.take_along_axis(candidates, sector[None, ..., None].repeat(3, -1), 0)[0]
+    return rgb + (v - c)[..., None]
+
+
+def luma_reach(h: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """The largest luma a colour of HSV hue ``h`` and saturation ``s`` can have (at value 1)."""
+    return hsv_to_rgb(h, s, np.ones_like(h)) @ LUMA
+
+
+def colour_with_luma(h: np.ndarray, s: np.ndarray, luma: np.ndarray) -> np.ndarray:
+    """RGB colours with the given HSV hue and saturation and the given luma.
+
+    The colour is ``hsv(h, s, 1)`` scaled to the luma, which keeps its hue and saturation exactly.
+
+    Args:
+        h: hues in degrees, ``[N]``.
+        s: HSV saturations, ``[N]``.
+        luma: target luma ``0.299 R + 0.587 G + 0.114 B``, ``[N]``.
+
+    Returns:
+        ``[N, 3]`` RGB. A channel goes above 1 only if the luma cannot be reached
+        (:func:`luma_reach`).
+    """
+    unit = hsv_to_rgb(h, s, np.ones_like(h))
+    return unit * (luma / (unit @ LUMA))[:, None]
+
+
+def render_object(
+    poly: np.ndarray, theta: float, cx: float, cy: float, size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rotates and places a local outline and rasterises its anti-aliased mask.
+
+    Coverage comes from an 8x supersampled fill averaged down (``cv2.fillPoly``'s own
+    ``LINE_AA`` grows shapes by about half a pixel, which would shift the outline
+    off the keypoints).
+
+    Args:
+        poly: ``[V, 2]`` local outline.
+        theta: rotation in radians.
+        cx: centre x in pixels.
+        cy: centre y in pixels.
+        size: image side in pixels.
+
+    Returns:
+        The ``[size, size]`` uint8 coverage (0-255) and the rotation matrix ``[2, 2]``.
+    """
+    rot = np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
+    pts = poly @ rot.T + np.array([cx, cy])
+    hi_res = (pts + 0.5) * _SUPERSAMPLE - 0.5  # pixel centres stay at integer coordinates
+    fixed = np.round(hi_res * (1 << _SHIFT)).astype(np.int32)
+    canvas = np.zeros((size * _SUPERSAMPLE, size * _SUPERSAMPLE), np.uint8)
+    cv2.fillPoly(canvas, [fixed], 255, lineType=cv2.LINE_8, shift=_SHIFT)
+    return cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA), rot
+
+
+def box_of(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """Tight box ``(x0, y0, x1, y1)`` of a boolean mask, ``x1``/``y1`` exclusive."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
