@@ -175,6 +175,8 @@ DIS_TEXTURE_SIGMA_CELLS = 0.5
 DIS_SHAPE_AMPLITUDE_CELLS = 0.5
 DIS_SHAPE_PERIOD_CELLS = 1.0
 DIS_BRIGHTNESS = 0.8
+SWIRL_WAVELENGTH_CELLS = 2.0
+SWIRL_WAVES = 12
 
 _DOSE: dict[tuple[str, str], tuple[float, ...]] = {
     ("contrast", "reference"): (1.0, 0.8, 0.6, 0.45, 0.3),
@@ -247,7 +249,9 @@ class Modification:
         params: extra fixed parameters as sorted ``(name, value)`` pairs: ``frequency``
             (reference shape, default 0.05); ``cell_size`` (disentangled shape and texture,
             required unless the strength is the no-op) and ``period_cells`` (disentangled
-            shape, default 4).
+            shape, default 4); ``swirl`` (1: the disentangled shape is :func:`swirl_maps`' smooth
+            area-keeping warp instead of the sine warp) with ``wavelength_cells`` (default 2) and
+            ``seed`` (default 0).
     """
 
     attribute: str
@@ -317,6 +321,8 @@ class Modification:
             value = f"{s * 360:+g}°" if self.mode == "reference" else f"{s:+g}°"
         elif a == "texture":
             value = f"h={s:g}" if self.mode == "reference" else f"σ={s:g} cells"
+        elif self.param("swirl"):
+            value = f"swirl A={s:g} cells"
         else:
             value = f"A={s:g} px" if self.mode == "reference" else f"A={s:g} cells"
         return f"{a} {value} ({self.mode})"
@@ -756,7 +762,50 @@ def _dis_hue(m: Modification, rgb: np.ndarray) -> np.ndarray:
     return _with_chroma(rgb, lambda a, b: (c * a - s * b, s * a + c * b))
 
 
+@functools.lru_cache(maxsize=64)
+def swirl_maps(
+    height: int, width: int, amplitude: float, wavelength: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The swirl's sampling maps (read-only ``float32 [H, W]`` x and y, for ``cv2.remap``).
+
+    The displacement is the curl of a random stream function ``ψ = Σ_k c_k sin(k·p + φ_k)`` of
+    :data:`SWIRL_WAVES` plane waves, every ``|k| = 2π / wavelength`` (directions, phases and ``c_k``
+    drawn from ``seed``): ``d = (∂ψ/∂y, −∂ψ/∂x)``, scaled to a root-mean-square length of
+    ``amplitude`` pixels. A curl has no divergence, so the map keeps areas to first order, and with
+    one wavelength it is smooth below that scale: outlines bend at the wavelength while a patch much
+    smaller than it moves almost rigidly (local strain ≈ 2π·amplitude / wavelength).
+    """
+    rng = np.random.default_rng(seed)
+    angle = rng.uniform(0.0, 2 * math.pi, SWIRL_WAVES)
+    phase = rng.uniform(0.0, 2 * math.pi, SWIRL_WAVES)
+    weight = rng.standard_normal(SWIRL_WAVES)
+    k = 2 * math.pi / wavelength
+    kx, ky = k * np.cos(angle), k * np.sin(angle)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    arg = x[..., None] * kx + y[..., None] * ky + phase  # [H, W, K]
+    wave = weight * np.cos(arg)
+    dx, dy = (wave * ky).sum(-1), -(wave * kx).sum(-1)  # (∂ψ/∂y, −∂ψ/∂x)
+    rms = math.sqrt(float(np.mean(dx**2 + dy**2))) or 1.0
+    map_x = (x + dx * (amplitude / rms)).astype(np.float32)
+    map_y = (y + dy * (amplitude / rms)).astype(np.float32)
+    map_x.flags.writeable = False
+    map_y.flags.writeable = False
+    return map_x, map_y
+
+
+def _dis_swirl(m: Modification, rgb: np.ndarray) -> np.ndarray:
+    cell = m.param("cell_size") or 0.0
+    wavelength = (m.param("wavelength_cells", SWIRL_WAVELENGTH_CELLS) or 0.0) * cell
+    seed = int(m.param("seed", 0) or 0)
+    h, w = rgb.shape[:2]
+    map_x, map_y = swirl_maps(h, w, m.strength * cell, wavelength, seed)
+    # nearest: every output pixel is one input pixel, so colours and fine texture are not mixed
+    return cv2.remap(rgb, map_x, map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT_101)
+
+
 def _dis_shape(m: Modification, rgb: np.ndarray) -> np.ndarray:
+    if m.param("swirl"):
+        return _dis_swirl(m, rgb)
     cell = m.param("cell_size") or 0.0
     period_px = (m.param("period_cells", DIS_SHAPE_PERIOD_CELLS) or DIS_SHAPE_PERIOD_CELLS) * cell
     return _sine_warp(rgb, m.strength * cell, 2.0 / period_px)
