@@ -9,7 +9,8 @@ the share of each attribute's prototypes whose top-ranked modification is that a
 (the mean over the prototypes of the five attribute classes), and the AUC of raw Φ_m separating the
 m-class prototypes from all others — for the *reference* set (the paper's values) and the
 *calibrated* set (explorer.analysis.calibration: strengths by the equal-feature-effect rule, the
-swirl shape probe), each in the raw and the relative reading. Then the mean and the spread (SD)
+swirl shape probe), each in the raw and the relative reading; with ``--disentangled`` also the
+app's disentangled set (version 2, tuned on generator A). Then the mean and the spread (SD)
 over the models of each generator. A model below 90 % test accuracy is reported and left out of
 the means.
 
@@ -67,6 +68,10 @@ def main() -> None:
     parser.add_argument("--train-images", type=int, help="sample of the train split (stratified)")
     parser.add_argument("--fractions", nargs="+", type=float, default=[0.5])
     parser.add_argument("--no-reference", action="store_true", help="leave the reference set out")
+    parser.add_argument(
+        "--disentangled", action="store_true",
+        help="also the app's disentangled set (version 2, its values tuned on generator A)",
+    )  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(2)
     explorer = Explorer(model_dirs=())
@@ -98,11 +103,12 @@ def main() -> None:
         )
         print(header)
         configurations = [] if args.no_reference else [("reference", None)]
+        configurations += [("disentangled", None)] if args.disentangled else []
         configurations += [("calibrated", f) for f in args.fractions]
         for name, fraction in configurations:
             started = time.perf_counter()
             if fraction is None:
-                mods = modification_set(model, "reference", shape, grid)
+                mods = modification_set(model, name, shape, grid)
             else:
                 calibration = calibrate(model, train.images, cell, fraction=fraction)
                 mods = calibration.modifications()
