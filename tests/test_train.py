@@ -11,7 +11,7 @@ import torch
 
 from explorer.errors import ExplorerError
 from explorer.models.checkpoint import ModelBundle, load_model
-from explorer.train.push import object_cells
+from explorer.train.push import object_cells, prototypes_on_object
 from explorer.train.trainer import train
 from tests.conftest import tiny_config
 
@@ -87,3 +87,34 @@ def test_push_on_object_puts_every_prototype_on_its_source_object(tiny_run, tmp_
     with pytest.raises(ExplorerError, match="needs object masks"):  # before any training
         train(tiny_config(), tmp_path / "x", test_set, test_set)
     assert not (tmp_path / "x").exists()
+
+
+def test_the_model_card_counts_the_prototypes_on_the_object(tiny_run, tmp_path: Path) -> None:
+    folder, (train_set, test_set, spec) = tiny_run
+    counts = spec.training["prototypes_on_object"]
+    assert counts == {"on_object": spec.num_prototypes, "prototypes": spec.num_prototypes,
+                      "min_cover": 0.5}  # fmt: skip
+    assert (
+        f"{spec.num_prototypes} of {spec.num_prototypes} were projected"
+        in (folder / "README.md").read_text()
+    )
+    # without the on-object push the same data puts some prototypes on the background, and says so
+    free = train(tiny_config().with_overrides(push_on_object=False), tmp_path / "free", train_set,
+                 test_set)  # fmt: skip
+    records = load_model(tmp_path / "free").projection
+    allowed = object_cells(train_set.extras["mask"], (8, 8))
+    on = sum(bool(allowed[r.source_index][r.cell]) for r in records)
+    assert free.training["prototypes_on_object"]["on_object"] == on
+    assert (
+        f"{free.num_prototypes - on} sit on the background"
+        in (tmp_path / "free" / "README.md").read_text()
+    )
+
+
+def test_prototypes_on_object_by_hand() -> None:
+    masks = np.zeros((2, 8, 8), np.uint8)
+    masks[:, :, :4] = 1  # the left half of both images
+    pushed = [{"source_index": 0, "cell": (0, 0)}, {"source_index": 1, "cell": (1, 1)}]
+    assert prototypes_on_object(masks, (2, 2), pushed) == {
+        "on_object": 1, "prototypes": 2, "min_cover": 0.5,
+    }  # fmt: skip

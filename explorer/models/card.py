@@ -54,6 +54,20 @@ def _data_line(spec: ModelSpec) -> str:
     )
 
 
+def _on_object_line(spec: ModelSpec) -> str:
+    """Where the prototypes were projected, when the training data had object masks."""
+    counts = spec.training.get("prototypes_on_object")
+    if not counts:
+        return ""
+    on, total = int(counts["on_object"]), int(counts["prototypes"])
+    cover = float(counts.get("min_cover", 0.5))
+    return (
+        f"\n- Prototypes on the object: {on} of {total} were projected onto feature cells at least "
+        f"{cover:.0%} covered by the object (the training data's object masks); {total - on} sit on "
+        f"the background{', where no attribute of the object can be read' if total - on else ''}"
+    )
+
+
 def _accuracy_section(spec: ModelSpec) -> str:
     if not spec.accuracy:
         return "Not measured here (import with `--data` to measure it on the ImageFolder's test split)."
@@ -119,7 +133,7 @@ def model_card_markdown(spec: ModelSpec) -> str:
 - Classes ({spec.num_classes}): {", ".join(spec.class_names)}
 - Architecture: {architecture_line(spec)}
 - Input: {spec.input_size[0]}×{spec.input_size[1]}, {"grey" if spec.grey_input else "RGB"}, normalised with mean {list(spec.mean)}, std {list(spec.std)}
-- Data: {_data_line(spec)}
+- Data: {_data_line(spec)}{_on_object_line(spec)}
 
 ## Licence
 

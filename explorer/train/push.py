@@ -89,16 +89,49 @@ def push_prototypes(
     ]
 
 
-def object_cells(masks: np.ndarray, grid: tuple[int, int], min_cover: float = 0.5) -> np.ndarray:
-    """Feature cells mostly on the object: bool ``[N, h, w]`` where the area-averaged object mask
-    (``[N, H, W]``, 1 on the object) covers at least ``min_cover`` of the cell's pixels."""
+ON_OBJECT_COVER = 0.5
+"""A feature cell is *on the object* when the object mask covers at least this share of it."""
+
+
+def object_cover(masks: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """``[N, h, w]`` the share of each feature cell the object mask (``[N, H, W]``, 1 on the object)
+    covers (area-averaged)."""
     height, width = grid
-    cover = np.stack(
+    return np.stack(
         [
             cv2.resize(m.astype(np.float32), (width, height), interpolation=cv2.INTER_AREA)
             for m in masks
         ]
     )
+
+
+def prototypes_on_object(
+    masks: np.ndarray, grid: tuple[int, int], pushed: list[dict[str, object]]
+) -> dict[str, float | int]:
+    """How many pushed prototypes sit on cells at least :data:`ON_OBJECT_COVER` on the object.
+
+    Args:
+        masks: the training split's object masks ``[N, H, W]``.
+        grid: the feature grid ``(h, w)``.
+        pushed: :func:`push_prototypes`' records (``source_index``, ``cell``).
+    """
+    sources = [int(p["source_index"]) for p in pushed]  # type: ignore[call-overload]
+    cover = object_cover(masks[sources], grid)
+    shares = [float(cover[k][tuple(p["cell"])]) for k, p in enumerate(pushed)]  # type: ignore[arg-type]
+    return {
+        "on_object": sum(share >= ON_OBJECT_COVER for share in shares),
+        "prototypes": len(pushed),
+        "min_cover": ON_OBJECT_COVER,
+    }
+
+
+def object_cells(
+    masks: np.ndarray, grid: tuple[int, int], min_cover: float = ON_OBJECT_COVER
+) -> np.ndarray:
+    """Feature cells mostly on the object: bool ``[N, h, w]`` where the area-averaged object mask
+    (``[N, H, W]``, 1 on the object) covers at least ``min_cover`` of the cell's pixels."""
+    height, width = grid
+    cover = object_cover(masks, grid)
     allowed = cover >= min_cover
     empty = ~allowed.any(axis=(1, 2))
     if empty.any():  # tiny objects: allow the cells that cover most of them

@@ -23,7 +23,12 @@ from explorer.models.protopnet import ProtoPNet
 from explorer.spec import ArchitectureSpec, ModelSpec
 from explorer.train.config import TrainConfig
 from explorer.train.losses import off_class_l1, protopnet_loss
-from explorer.train.push import object_cells, push_prototypes, self_activation_box
+from explorer.train.push import (
+    object_cells,
+    prototypes_on_object,
+    push_prototypes,
+    self_activation_box,
+)
 from explorer.types import PrototypeRecord
 
 log = logging.getLogger(__name__)
@@ -238,12 +243,12 @@ def train(
     _run_epochs(model, config, "joint", joint, config.joint_epochs, data, rng, step)
     accuracies["before_push"] = accuracy(model, test_x, test_y)
 
-    allowed = None
-    if config.push_on_object:
-        with torch.no_grad():
-            grid = tuple(model.forward_from_trunk(train_x[:1]).similarity_maps.shape[-2:])
-        allowed = object_cells(train_set.extras["mask"], grid)
+    with torch.no_grad():
+        grid = tuple(model.forward_from_trunk(train_x[:1]).similarity_maps.shape[-2:])
+    masks = train_set.extras.get("mask")
+    allowed = object_cells(masks, grid) if config.push_on_object else None
     pushed = push_prototypes(model, batches(train_x, train_y, 256), allowed)
+    on_object = prototypes_on_object(masks, grid, pushed) if masks is not None else None
     accuracies["after_push"] = accuracy(model, test_x, test_y)
 
     _train_last_layer(model, config, prototype_scores(model, train_x), train_y, rng)
@@ -281,6 +286,7 @@ def train(
                 **config.to_dict(),
                 "minutes": round(minutes, 1),
                 "torch": torch.__version__,
+                **({"prototypes_on_object": on_object} if on_object else {}),
             },
             "accuracy": {k: round(v, 4) for k, v in accuracies.items()},
         }
