@@ -34,6 +34,7 @@ from explorer.analysis.attribute_sets import cell_size, feature_grid, modificati
 from explorer.analysis.attributes import global_attributes
 from explorer.analysis.calibration import calibrate, identity_hash, rule_identity
 from explorer.analysis.modifications import ATTRIBUTES
+from explorer.analysis.stability import SEEDS, ranking_stability
 from explorer.api import Explorer
 from explorer.data import parse_data_seed
 
@@ -68,6 +69,10 @@ def main() -> None:
     parser.add_argument("--train-images", type=int, help="sample of the train split (stratified)")
     parser.add_argument("--fractions", nargs="+", type=float, default=[0.5])
     parser.add_argument("--no-reference", action="store_true", help="leave the reference set out")
+    parser.add_argument(
+        "--stability", type=int, default=0, metavar="N",
+        help="also the local ranking's stability under 8 swirl seeds on N images of the split",
+    )  # fmt: skip
     parser.add_argument(
         "--disentangled", action="store_true",
         help="also the app's disentangled set (version 2, its values tuned on generator A)",
@@ -123,6 +128,15 @@ def main() -> None:
                 if kept:
                     tables[generator, f"{label} {reading}"].append(table[reading])
             print(row(f"{label} AUC", table["auc"], "{:>11.2f}") + f"   ({seconds:.0f} s)")
+            if fraction is not None and args.stability:
+                picked = stratified(data.labels, args.stability, seed=1)
+                agreement = np.mean(
+                    [ranking_stability(model, data.images[i], mods).top_agreement for i in picked]
+                )
+                print(
+                    f"  local ranking under {SEEDS} swirl seeds, {len(picked)} images × all "
+                    f"prototypes: top attribute the same as seed 0's in {agreement:.0%}"
+                )
             if kept:
                 tables[generator, f"{label} AUC"].append(table["auc"])
     generators = sorted({g for g, _ in tables})

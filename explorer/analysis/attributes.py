@@ -556,7 +556,7 @@ def welch_by_modification(
     return result
 
 
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
     """Spearman's ρ, NaN when either vector is constant or shorter than 2."""
     if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return float("nan")
@@ -587,7 +587,7 @@ def generalises(
     a, b = train.phi[:, keep], test.phi[:, keep]
     verdict = np.zeros(len(a), dtype=bool)
     for p in range(len(a)):
-        rho = _spearman(a[p], b[p])
+        rho = spearman(a[p], b[p])
         if np.isnan(rho):
             verdict[p] = bool(np.allclose(a[p], b[p]))
             continue
@@ -620,7 +620,7 @@ def local_disagrees(
     if applicable is not None:
         keep = np.asarray(applicable, dtype=bool)
         local_phi, global_phi = local_phi[keep], global_phi[keep]
-    rho = _spearman(local_phi, global_phi)
+    rho = spearman(local_phi, global_phi)
     return bool(not np.isnan(rho) and rho < threshold)
 
 
