@@ -42,8 +42,12 @@ MIN_ACCURACY = 0.90
 READINGS = ("raw", "relative")
 
 
-def configuration_hash(fraction: float, reading: str) -> str:
-    return identity_hash({"calibration": rule_identity(fraction), "reading": reading})
+def configuration_hash(fraction: float, reading: str, where: str = "all") -> str:
+    return identity_hash({"calibration": rule_identity(fraction, where), "reading": reading})
+
+
+def calibrated_label(fraction: float, where: str) -> str:
+    return f"calibrated f={fraction:g}" + ("" if where == "all" else f" {where}")
 
 
 def stratified(labels: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
@@ -67,7 +71,11 @@ def main() -> None:
     parser.add_argument("folders", nargs="+", help="model folders trained on synthetic or blobs")
     parser.add_argument("--split", default="test", choices=["train", "test"])
     parser.add_argument("--train-images", type=int, help="sample of the train split (stratified)")
-    parser.add_argument("--fractions", nargs="+", type=float, default=[0.5])
+    parser.add_argument("--fractions", nargs="+", type=float, default=[0.25])
+    parser.add_argument(
+        "--where", nargs="+", default=["all"], choices=["all", "matched"],
+        help="calibration rule variants: displacement over all cells or the matched ones",
+    )  # fmt: skip
     parser.add_argument("--no-reference", action="store_true", help="leave the reference set out")
     parser.add_argument(
         "--stability", type=int, default=0, metavar="N",
@@ -81,9 +89,11 @@ def main() -> None:
     torch.set_num_threads(2)
     explorer = Explorer(model_dirs=())
     header = f"{'configuration':<44}" + "".join(f"{c:>11}" for c in COLUMNS)
-    for fraction in args.fractions:
+    variants = [(f, w) for w in args.where for f in args.fractions]
+    for fraction, where in variants:
         for reading in READINGS:
-            print(f"calibrated f={fraction:g} {reading}: {configuration_hash(fraction, reading)}")
+            label = calibrated_label(fraction, where)
+            print(f"{label} {reading}: {configuration_hash(fraction, reading, where)}")
     tables: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for folder in args.folders:
         info = explorer.add_model_folder(folder)
@@ -107,22 +117,23 @@ def main() -> None:
             f"{args.split} split, {len(data)} images, cell {cell:g} px"
         )
         print(header)
-        configurations = [] if args.no_reference else [("reference", None)]
-        configurations += [("disentangled", None)] if args.disentangled else []
-        configurations += [("calibrated", f) for f in args.fractions]
-        for name, fraction in configurations:
+        configurations = [] if args.no_reference else [("reference", None, "")]
+        configurations += [("disentangled", None, "")] if args.disentangled else []
+        configurations += [("calibrated", f, w) for f, w in variants]
+        for name, fraction, where in configurations:
             started = time.perf_counter()
             if fraction is None:
                 mods = modification_set(model, name, shape, grid)
             else:
-                calibration = calibrate(model, train.images, cell, fraction=fraction)
+                calibration = calibrate(model, train.images, cell, fraction=fraction, where=where)
                 mods = calibration.modifications()
                 strengths = ", ".join(f"{a} t={calibration.t[a]:.3f}" for a in ATTRIBUTES)
-                print(f"  calibration f={fraction:g}: δ={calibration.target:.3f}; {strengths}")
+                label = calibrated_label(fraction, where)
+                print(f"  {label}: δ={calibration.target:.3f}; {strengths}")
             result = global_attributes(model, data.images, mods, args.split, replicates=0)
             table = recovery_table(result.phi, result.modifications, defining)
             seconds = time.perf_counter() - started
-            label = name if fraction is None else f"calibrated f={fraction:g}"
+            label = name if fraction is None else calibrated_label(fraction, where)
             for reading in READINGS:
                 print(row(f"{label} {reading}", table[reading]))
                 if kept:

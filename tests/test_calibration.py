@@ -8,6 +8,7 @@ import math
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from explorer.analysis.calibration import (
     SCALES,
@@ -162,3 +163,28 @@ def test_the_swirl_is_deterministic_and_null_at_zero() -> None:
     assert np.array_equal(_swirl(0.5).apply(image), _swirl(0.5).apply(image))
     assert np.array_equal(_swirl(0.0).apply(image), image)
     assert "swirl" in _swirl(0.5).describe()
+
+
+def test_the_matched_variant_reads_only_each_prototypes_best_cell(pixel_model, images) -> None:
+    from explorer.analysis.calibration import _forward
+
+    original, cells = _forward(pixel_model, images)
+    maps = pixel_model(pixel_model.preprocess(list(images))).similarity_maps
+    assert torch.equal(cells, maps.flatten(2).argmax(dim=2))
+    scale = typical_distance(original)
+    mod = Modification("saturation", 0.3, "disentangled")
+    by_hand = []
+    for x, best in zip(images, cells, strict=True):
+        moved = np.linalg.norm((mod.apply(x).astype(float) - x) / 255.0, axis=-1).ravel()
+        by_hand.append(moved[best.numpy()].mean())
+    (measured,) = effects(pixel_model, images, [mod], original, scale, cells)
+    assert measured == pytest.approx(np.mean(by_hand) / scale, rel=1e-5)
+    calibration = calibrate(pixel_model, images, cell_size=4.0, where="matched")
+    assert calibration.where == "matched"
+    for attribute in ATTRIBUTES:
+        # 16 matched cells only: the swirl's nearest-pixel moves make its effect jump in steps
+        tolerance = 0.35 if attribute == "shape" else 0.10
+        assert calibration.effect[attribute] == pytest.approx(calibration.target, rel=tolerance)
+    assert identity_hash(rule_identity(0.25, "matched")) != identity_hash(rule_identity(0.25))
+    with pytest.raises(ValueError, match="where"):
+        calibrate(pixel_model, images, cell_size=4.0, where="object")

@@ -53,6 +53,11 @@ CALIBRATION_SEED = 0
 GRID_STEPS = 8
 REFINE_STEPS = 5
 PAIRS = 4096
+WHERE = ("all", "matched")
+"""Where the displacement is averaged: over ``all`` feature cells (rule version 1, the one frozen on
+generator A first), or over the ``matched`` cells only — each prototype's best-matching cell of the
+original image, the cells its explanation reads (so a background the prototypes never look at does
+not set the strengths)."""
 SWIRL_WAVELENGTH_CELLS = 4.0
 """The shape probe's wavelength: about a prototype's receptive field in the small CNNs (4 cells),
 so that outlines bend inside what a prototype sees while a patch below a cell moves almost rigidly."""
@@ -139,6 +144,7 @@ class Calibration:
     cell_size: float
     version: int = CALIBRATION_VERSION
     typical_distance: float = field(default=float("nan"))
+    where: str = "all"
 
     def modifications(self) -> tuple[Modification, ...]:
         """The calibrated set, in :data:`ATTRIBUTES` order."""
@@ -163,12 +169,16 @@ class Calibration:
             cell_size=float(data["cell_size"]),
             version=int(data.get("version", CALIBRATION_VERSION)),
             typical_distance=float(data.get("typical_distance", float("nan"))),
+            where=str(data.get("where", "all")),
         )
 
 
-def rule_identity(fraction: float = TARGET_FRACTION) -> dict[str, Any]:
-    """Everything that defines the rule (no data, no model): hashed into the bench's configuration."""
+def rule_identity(fraction: float = TARGET_FRACTION, where: str = "all") -> dict[str, Any]:
+    """Everything that defines the rule (no data, no model): hashed into the bench's configuration
+    (``where="all"`` hashes exactly as before the option existed)."""
+    extra = {} if where == "all" else {"where": where}
     return {
+        **extra,
         "rule": "equal mean feature-map displacement",
         "version": CALIBRATION_VERSION,
         "target_fraction": fraction,
@@ -202,7 +212,16 @@ def feature_maps(
     model: PrototypeModel, images: Sequence[np.ndarray], batch: int = 64
 ) -> torch.Tensor:
     """``[N, D, h, w]`` outputs of the model's ``feature_layer`` (float32, on the CPU)."""
+    return _forward(model, images, batch)[0]
+
+
+def _forward(
+    model: PrototypeModel, images: Sequence[np.ndarray], batch: int = 64
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The feature maps ``[N, D, h, w]`` and each prototype's best cell ``[N, P]`` (flat index into
+    the feature grid)."""
     captured: list[torch.Tensor] = []
+    best: list[torch.Tensor] = []
 
     def keep(_module: Any, _inputs: Any, output: torch.Tensor) -> None:
         captured.append(output.detach().float().cpu())
@@ -213,10 +232,19 @@ def feature_maps(
         model.eval()
         with torch.inference_mode():
             for lo in range(0, len(images), batch):
-                model(model.preprocess([as_rgb(x) for x in images[lo : lo + batch]]).to(device))
+                x = model.preprocess([as_rgb(image) for image in images[lo : lo + batch]])
+                maps = model(x.to(device)).similarity_maps.cpu()
+                best.append(maps.flatten(2).argmax(dim=2))
     finally:
         handle.remove()
-    return torch.cat(captured)
+    features = torch.cat(captured)
+    cells = torch.cat(best)
+    grid = tuple(maps.shape[-2:])
+    if tuple(features.shape[-2:]) != grid:  # a family whose prototypes see another grid
+        rows, cols = cells // grid[1], cells % grid[1]
+        h, w = features.shape[-2:]
+        cells = (rows * h // grid[0]) * w + cols * w // grid[1]
+    return features, cells
 
 
 def typical_distance(features: torch.Tensor, pairs: int = PAIRS) -> float:
@@ -239,15 +267,21 @@ def effects(
     modifications: Sequence[Modification],
     original: torch.Tensor | None = None,
     scale: float | None = None,
+    cells: torch.Tensor | None = None,
 ) -> np.ndarray:
-    """``[M]`` each modification's effect (module docstring) on ``images``."""
-    original = feature_maps(model, images) if original is None else original
+    """``[M]`` each modification's effect (module docstring) on ``images``: over all cells, or with
+    ``cells`` (``[N, P]`` flat indices, :data:`WHERE` ``matched``) over those cells only."""
+    if original is None:
+        original = feature_maps(model, images)
     scale = typical_distance(original) if scale is None else scale
     rgb = [as_rgb(x) for x in images]
     out = np.empty(len(modifications))
     for k, modification in enumerate(modifications):
         changed = feature_maps(model, [modification.apply(x) for x in rgb])
-        out[k] = float((changed - original).norm(dim=1).mean()) / scale
+        moved = (changed - original).norm(dim=1).flatten(1)  # [N, h·w]
+        if cells is not None:
+            moved = torch.gather(moved, 1, cells)
+        out[k] = float(moved.mean()) / scale
     return out
 
 
@@ -265,6 +299,7 @@ def calibrate(
     cell_size: float,
     fraction: float = TARGET_FRACTION,
     images: int = CALIBRATION_IMAGES,
+    where: str = "all",
 ) -> Calibration:
     """Applies the rule to one model (module docstring).
 
@@ -274,22 +309,27 @@ def calibrate(
         cell_size: native image pixels per feature cell.
         fraction: the target as a share of the weakest attribute's largest effect, in (0, 1].
         images: how many training images to measure on.
+        where: :data:`WHERE`: average the displacement over all cells or the matched ones.
 
     Raises:
-        ValueError: fewer than two training images, a fraction outside (0, 1], or no modification
-            that changes the images.
+        ValueError: fewer than two training images, a fraction outside (0, 1], an unknown
+            ``where``, or no modification that changes the images.
     """
     if not 0 < fraction <= 1:
         raise ValueError(f"the target fraction must be in (0, 1], got {fraction}")
+    if where not in WHERE:
+        raise ValueError(f"where must be one of {WHERE}, not {where!r}")
     sample = calibration_sample(train_images, images)
-    original = feature_maps(model, sample)
+    original, matched = _forward(model, sample)
+    cells = matched if where == "matched" else None
     scale = typical_distance(original)
     grid = np.linspace(0.0, 1.0, GRID_STEPS + 1)
     curves: dict[str, np.ndarray] = {}
     for attribute in ATTRIBUTES:
         make = SCALES[attribute].make
         mods = [make(float(t), cell_size) for t in grid[1:]]
-        curves[attribute] = np.concatenate([[0.0], effects(model, sample, mods, original, scale)])
+        moved = effects(model, sample, mods, original, scale, cells)
+        curves[attribute] = np.concatenate([[0.0], moved])
     inactive = tuple(a for a in ATTRIBUTES if not np.max(curves[a]) > 0)
     active = [a for a in ATTRIBUTES if a not in inactive]
     if not active:
@@ -301,14 +341,13 @@ def calibrate(
         for _ in range(REFINE_STEPS):  # bisection inside the bracket
             mid = 0.5 * (lo + hi)
             mod = SCALES[attribute].make(mid, cell_size)
-            if effects(model, sample, [mod], original, scale)[0] >= target:
+            if effects(model, sample, [mod], original, scale, cells)[0] >= target:
                 hi = mid
             else:
                 lo = mid
         chosen[attribute] = hi
-    reached = effects(
-        model, sample, [SCALES[a].make(chosen[a], cell_size) for a in ATTRIBUTES], original, scale
-    )
+    final = [SCALES[a].make(chosen[a], cell_size) for a in ATTRIBUTES]
+    reached = effects(model, sample, final, original, scale, cells)
     return Calibration(
         t=chosen,
         effect={a: float(v) for a, v in zip(ATTRIBUTES, reached, strict=True)},
@@ -319,4 +358,5 @@ def calibrate(
         images=len(sample),
         cell_size=float(cell_size),
         typical_distance=scale,
+        where=where,
     )
