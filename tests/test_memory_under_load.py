@@ -7,7 +7,11 @@ trimming (every 0.5 s here instead of every 5 s) runs three times, the server's 
 
 Without the allocator bounds (``EXPLORER_MALLOC_TUNING=0``) glibc's per-thread arenas keep the
 pages every explanation freed: 968 → 1190 → 1197 → 1283 → 1283 → 1272 MB here (and 1,064 → 2,049
-MB over 3 rounds of 8 clients x 10); with them 965 → 1026 → 1024 → 1028 → 1031 → 1025 MB.
+MB over 3 rounds of 8 clients x 10); with them 965 → 1026 → 1024 → 1028 → 1031 → 1025 MB, and on
+CI 751 → 892 → 893 → 902 → 894 → 899 MB: the first round's growth (the model's first explanations:
+weights, Grad-CAM graphs, gradio's worker threads) varies by machine, the later rounds' does not, so
+the bound above the idle server only rules out the unbounded arenas, and the levelling-off is pinned
+by the growth per round after the warm-up.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ SETTLE_S = 1.5
 REQUEST_TIMEOUT_S = 120.0
 GROWTH_PER_ROUND_MB = 15.0  # rounds 3 to 5, each (measured: at most +4)
 GROWTH_AFTER_WARM_UP_MB = 25.0  # from round 2 to round 5 (measured: +1)
-ABOVE_START_MB = 150.0  # after any round, above the idle server (measured: +66; without: +315)
+ABOVE_START_MB = 230.0  # after any round, above the idle server (measured: +66 here, +150 on CI; without: +315)
 
 
 @pytest.mark.slow
