@@ -37,3 +37,18 @@ def test_bars_are_listed_largest_first_and_capped() -> None:
 def test_numpy_values_are_rounded_like_python_ones() -> None:
     figure = go.Figure(go.Bar(x=["a", "b"], y=np.array([0.29096365, -0.5], dtype=np.float32)))
     assert "Bars: b: -0.5, a: +0.291." in describe_figure(figure)
+
+
+def test_error_bars_are_read_out_as_intervals() -> None:
+    from explorer.viz.figures import attribute_figure
+
+    names = ["hue", "shape"]
+    values = np.array([0.4, -0.1])
+    interval = (np.array([0.3, -0.25]), np.array([0.55, 0.0]))
+    figure = attribute_figure(
+        names, {"Φ test": values}, "Prototype 3", (), intervals={"Φ test": interval}
+    )
+    text = describe_figure(figure)
+    assert "hue: +0.4 [0.3, 0.55], shape: -0.1 [-0.25, 0]" in text
+    plain = describe_figure(attribute_figure(names, {"Φ test": values}, "Prototype 3", ()))
+    assert "hue: +0.4, shape: -0.1." in plain

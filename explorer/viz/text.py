@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -53,11 +54,32 @@ def _number(value: object) -> str:
     return f"{value:+.3g}" if isinstance(value, numbers.Real) else str(value)
 
 
+def _plain(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def _intervals(trace: Any, values: list) -> list[tuple[float, float] | None]:
+    """Each point's ``(low, high)`` from the trace's visible asymmetric error bars (``None`` where
+    it draws none: no bars, or a value that is not a number)."""
+    bars = getattr(trace, "error_y", None)
+    if getattr(trace, "orientation", None) == "h":
+        bars = getattr(trace, "error_x", None)
+    plus = getattr(bars, "array", None) if bars is not None and bars.visible else None
+    if plus is None:
+        return [None] * len(values)
+    minus = bars.arrayminus if bars.arrayminus is not None else plus
+    return [
+        (float(v) - float(m), float(v) + float(p)) if isinstance(v, numbers.Real) else None
+        for v, p, m in zip(values, plus, minus, strict=False)
+    ]
+
+
 def describe_figure(figure: go.Figure | None, max_items: int = 12) -> str:
     """A text summary of a plotly chart for people who cannot see it (screen readers, print).
 
-    Bars and lines list their points (bars by size, largest first; at most ``max_items`` each);
-    heatmaps give their size and value range.
+    Bars and lines list their points (bars by size, largest first; at most ``max_items`` each),
+    each with its interval where the trace draws error bars (``value [low, high]``); heatmaps give
+    their size and value range.
     """
     if figure is None:
         return ""
@@ -75,16 +97,25 @@ def describe_figure(figure: go.Figure | None, max_items: int = 12) -> str:
         horizontal = getattr(trace, "orientation", None) == "h"
         labels = list(trace.y if horizontal else trace.x) if trace.x is not None else []
         values = list(trace.x if horizontal else trace.y) if trace.y is not None else []
-        points = list(zip(labels, values, strict=False))
+        points = [
+            (label, value, interval)
+            for label, value, interval in zip(
+                labels, values, _intervals(trace, values), strict=False
+            )
+        ]
         if trace.type == "waterfall" and trace.measure is not None:  # totals are running sums
             running, summed = 0.0, []
-            for (label, value), measure in zip(points, trace.measure, strict=False):
+            for (label, value, interval), measure in zip(points, trace.measure, strict=False):
                 running = running + value if measure != "total" else running
-                summed.append((label, running if measure == "total" else value))
+                summed.append((label, running if measure == "total" else value, interval))
             points = summed
         if trace.type == "bar":
             points.sort(key=lambda p: -abs(p[1]) if isinstance(p[1], numbers.Real) else 0)
-        shown = ", ".join(f"{label}: {_number(value)}" for label, value in points[:max_items])
+        shown = ", ".join(
+            f"{label}: {_number(value)}" + (f" [{_plain(interval[0])}, {_plain(interval[1])}]"
+                                            if interval is not None else "")
+            for label, value, interval in points[:max_items]
+        )  # fmt: skip
         more = f" (and {len(points) - max_items} more)" if len(points) > max_items else ""
         kind = {"bar": "Bars", "waterfall": "Steps", "scatter": "Points"}.get(trace.type, "Values")
         lines.append(f"{kind}{name}: {shown}{more}.")
