@@ -43,7 +43,7 @@ import cv2
 import numpy as np
 
 from explorer.data.base import ImageSet
-from explorer.data.drawing import box_of, colour_with_luma, luma_reach, render_object
+from explorer.data.drawing import box_of, colour_with_luma, draw_classes, luma_reach, render_object
 
 CLASS_NAMES: tuple[str, ...] = ("base", "hue", "saturation", "contrast", "texture", "shape")
 DEFINING_ATTRIBUTE: dict[str, str | None] = {
@@ -192,18 +192,8 @@ def generate(
         ValueError: a negative count or a size below 48.
         RuntimeError: a drawn colour cannot be reached (a defect of the ranges, never clipped).
     """
-    if n_per_class < 0:
-        raise ValueError(f"n_per_class must be >= 0, got {n_per_class}")
-    if size < 48:
-        raise ValueError(f"size must be >= 48, got {size}")
-    rng = np.random.default_rng(seed)
-    n_classes = len(CLASS_NAMES)
-    n = n_per_class * n_classes
-    labels = rng.permutation(np.repeat(np.arange(n_classes, dtype=np.int64), n_per_class))
-    cls = {name: labels == i for i, name in enumerate(CLASS_NAMES)}
-
-    def uniform(bounds: tuple[float, float]) -> np.ndarray:
-        return rng.uniform(bounds[0], bounds[1], n)
+    draw = draw_classes(CLASS_NAMES, n_per_class, seed, size, min_size=48)
+    rng, labels, cls, n, uniform = draw.rng, draw.labels, draw.cls, draw.n, draw.uniform
 
     # Every parameter is drawn for every image in a fixed order; the class only selects which value.
     radius = uniform(RADIUS_FRAC) * size

@@ -4,6 +4,7 @@ anti-aliased objects rasterised from their outline."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -102,3 +103,43 @@ def box_of(mask: np.ndarray) -> tuple[int, int, int, int]:
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+@dataclass(frozen=True)
+class ClassDraw:
+    """The opening every known-answer generator shares: the checks' outcome, the seeded generator,
+    a deterministic shuffle of ``n_per_class`` labels per class and each class's image mask.
+
+    Every parameter is then drawn for every image, in a fixed order, with :meth:`uniform` or
+    :attr:`rng`; the class only selects which value is used (``np.where(cls["hue"], ...)``).
+    """
+
+    rng: np.random.Generator
+    labels: np.ndarray
+    cls: dict[str, np.ndarray]
+
+    @property
+    def n(self) -> int:
+        return len(self.labels)
+
+    def uniform(self, bounds: tuple[float, float]) -> np.ndarray:
+        """One value per image, uniform in ``bounds``."""
+        return self.rng.uniform(bounds[0], bounds[1], self.n)
+
+
+def draw_classes(
+    class_names: tuple[str, ...], n_per_class: int, seed: int, size: int, min_size: int
+) -> ClassDraw:
+    """Checks a generator's arguments and draws its labels (see :class:`ClassDraw`).
+
+    Raises:
+        ValueError: a negative ``n_per_class`` or a ``size`` below ``min_size``.
+    """
+    if n_per_class < 0:
+        raise ValueError(f"n_per_class must be >= 0, got {n_per_class}")
+    if size < min_size:
+        raise ValueError(f"size must be >= {min_size}, got {size}")
+    rng = np.random.default_rng(seed)
+    n_classes = len(class_names)
+    labels = rng.permutation(np.repeat(np.arange(n_classes, dtype=np.int64), n_per_class))
+    return ClassDraw(rng, labels, {name: labels == i for i, name in enumerate(class_names)})

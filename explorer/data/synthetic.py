@@ -74,7 +74,7 @@ import math
 import numpy as np
 
 from explorer.data.base import ImageSet
-from explorer.data.drawing import colour_with_luma, render_object
+from explorer.data.drawing import colour_with_luma, draw_classes, render_object
 
 CLASS_NAMES: tuple[str, ...] = ("base", "hue", "saturation", "contrast", "texture", "shape")
 DEFINING_ATTRIBUTE: dict[str, str | None] = {
@@ -199,18 +199,8 @@ def generate(
     Raises:
         ValueError: if ``n_per_class`` is negative or ``size`` is below 16.
     """
-    if n_per_class < 0:
-        raise ValueError(f"n_per_class must be >= 0, got {n_per_class}")
-    if size < 16:
-        raise ValueError(f"size must be >= 16, got {size}")
-    rng = np.random.default_rng(seed)
-    n_classes = len(CLASS_NAMES)
-    n = n_per_class * n_classes
-    labels = rng.permutation(np.repeat(np.arange(n_classes, dtype=np.int64), n_per_class))
-    cls = {name: labels == i for i, name in enumerate(CLASS_NAMES)}
-
-    def uniform(bounds: tuple[float, float]) -> np.ndarray:
-        return rng.uniform(bounds[0], bounds[1], n)
+    draw = draw_classes(CLASS_NAMES, n_per_class, seed, size, min_size=16)
+    rng, labels, cls, n, uniform = draw.rng, draw.labels, draw.cls, draw.n, draw.uniform
 
     # Every parameter is drawn for every image in a fixed order; the class only
     # selects which of the two attribute values is used.
