@@ -93,3 +93,29 @@ def test_the_model_card_tab_lists_them_as_shipped_with_their_date(bundle, explor
     text = card_text(explorer, bundle.spec.model_id)
     assert "not computed" not in text
     assert text.count("shipped with the model, 20") == len(Explorer.analysis_names())
+
+
+WITH_INTERVALS = ("synthetic",)
+"""Shipped models whose global attribute explanations were made with bootstrap intervals (the
+others' predate them: ``python -m explorer analyse --model ID --into-folder`` remakes them, 1–3 h of
+CPU each for elpv and fashion_mnist)."""
+
+
+@pytest.mark.parametrize("model_id", WITH_INTERVALS)
+@pytest.mark.parametrize("mode", ["reference", "disentangled"])
+def test_shipped_global_attributes_carry_intervals_that_shrink_with_more_images(
+    model_id: str, mode: str, explorer: Explorer
+) -> None:
+    widths = {}
+    for split in ("train", "test"):
+        result = explorer.global_attributes(model_id, split, mode)
+        assert result.phi_interval is not None and result.relative_interval is not None
+        low, high = result.phi_interval
+        assert np.all(np.isfinite(low)) and np.all(low <= high)
+        widths[split] = float(np.mean(high - low)), result.images
+    view = explorer.prototype_attributes(0, model_id, mode)
+    assert "95% bootstrap intervals" in view.uncertainty, view.uncertainty
+    assert not list(explorer.cache_root.rglob("*.npz")), "something was computed"
+    # 2400 train images against 600 test ones: a standard error about half as large
+    (train_width, train_n), (test_width, test_n) = widths["train"], widths["test"]
+    assert train_n > test_n and train_width < test_width, widths
