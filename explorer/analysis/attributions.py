@@ -158,27 +158,33 @@ def attribute(
     name = method + (SMOOTHGRAD_SUFFIX if smoothgrad else "")
     logger.debug("attributing %s %d with %s on input %s", target_kind, target, name, tuple(x.shape))
 
+    request = _Request(
+        method, target_kind, target, name, window, smoothgrad, smoothgrad_samples,
+        float(smoothgrad_stdev), ig_steps,
+    )  # fmt: skip
     with _private_replica(model) as replica:
-        return _attribute_on(
-            replica, x, method, target_kind, target, name, window, smoothgrad, smoothgrad_samples,
-            smoothgrad_stdev, ig_steps,
-        )  # fmt: skip
+        return _attribute_on(replica, x, request)
 
 
-def _attribute_on(
-    model: PrototypeModel,
-    x: torch.Tensor,
-    method: str,
-    target_kind: str,
-    target: int,
-    name: str,
-    window: int | None,
-    smoothgrad: bool,
-    smoothgrad_samples: int,
-    smoothgrad_stdev: float,
-    ig_steps: int,
-) -> AttributionMap:
+@dataclass(frozen=True)
+class _Request:
+    """One attribution's checked arguments (:func:`attribute`'s, ``window`` resolved and ``name``
+    the map's method label)."""
+
+    method: str
+    target_kind: str
+    target: int
+    name: str
+    window: int | None
+    smoothgrad: bool
+    smoothgrad_samples: int
+    smoothgrad_stdev: float
+    ig_steps: int
+
+
+def _attribute_on(model: PrototypeModel, x: torch.Tensor, request: _Request) -> AttributionMap:
     """:func:`attribute` on a model (a replica) that this call alone uses; arguments checked."""
+    method, target_kind, target = request.method, request.target_kind, request.target
     height, width = int(x.shape[2]), int(x.shape[3])
 
     def forward_fn(inputs: torch.Tensor) -> torch.Tensor:
@@ -194,9 +200,10 @@ def _attribute_on(
         # A clone made outside inference mode is a normal tensor even if x is an inference tensor.
         inputs = x.detach().clone()  # [1, C, H, W]
         algorithm, kwargs = _algorithm(
-            model, forward_fn, method, target, int(inputs.shape[1]), window, ig_steps
-        )
-        if smoothgrad:
+            model, forward_fn, method, target, int(inputs.shape[1]), request.window,
+            request.ig_steps,
+        )  # fmt: skip
+        if request.smoothgrad:
             from captum.attr import NoiseTunnel
 
             tunnel = NoiseTunnel(algorithm)
@@ -204,16 +211,16 @@ def _attribute_on(
                 attr = tunnel.attribute(
                     inputs,
                     nt_type="smoothgrad",
-                    nt_samples=smoothgrad_samples,
+                    nt_samples=request.smoothgrad_samples,
                     nt_samples_batch_size=1 if method == "occlusion" else None,
-                    stdevs=float(smoothgrad_stdev),
+                    stdevs=request.smoothgrad_stdev,
                     **kwargs,
                 )
         else:
             attr = algorithm.attribute(inputs, **kwargs)
         values = _to_input_map(attr, method, height, width)  # [H, W] float32
     return AttributionMap(
-        method=name,
+        method=request.name,
         target_kind=target_kind,
         target=target,
         values=values,
