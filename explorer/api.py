@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -154,6 +155,10 @@ def _explain_options(bundle: ModelBundle, options: dict[str, Any]) -> dict[str, 
     return checked
 
 
+MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+"""What ``train --model-id`` accepts (the id names the folder by default and appears in labels)."""
+
+
 def _train_config(
     preset: str | None,
     data: str | Path | None,
@@ -167,6 +172,11 @@ def _train_config(
     from explorer.data import GENERATED, with_data_seed
     from explorer.train.config import PRESETS, TrainConfig
 
+    if model_id is not None and not MODEL_ID.fullmatch(model_id):
+        raise ExplorerError(
+            f"the model id {model_id!r} is not usable: 1 to 64 letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit"
+        )
     if preset:
         if preset not in PRESETS:
             raise ExplorerError(f"unknown preset '{preset}' (presets: {', '.join(PRESETS)})")
@@ -180,6 +190,8 @@ def _train_config(
             if isinstance(data_seed, bool) or not isinstance(data_seed, int) or data_seed < 0:
                 raise ExplorerError(f"the data seed must be a whole number >= 0, not {data_seed!r}")
             config = config.with_overrides(dataset=with_data_seed(config.dataset, data_seed))
+        if model_id is not None:
+            config = config.with_overrides(model_id=model_id)
     elif data:
         size = input_size or 224
         root = Path(data).resolve()  # spec.json names the folder wherever the model is used from
@@ -1156,7 +1168,8 @@ class Explorer:
                 known-answer B's (``blobs``).
             data: instead of a preset, an ImageFolder root with ``train/<class>/`` and
                 ``test/<class>/``.
-            model_id: the new model's id with ``data`` (default: the data folder's name).
+            model_id: the new model's id (default: the preset's, or the data folder's name); it
+                also names the folder when ``out`` is not given.
             backbone: the backbone with ``data`` (``efficientnet_lite0``, pretrained, or ``small_cnn``).
             input_size: the square input side with ``data`` (default 224).
             data_seed: with a generated preset (``synthetic``, ``blobs``), which draw of its data set

@@ -97,3 +97,16 @@ def test_train_push_on_object_defaults_to_the_preset_and_can_be_switched_either_
     assert parser.parse_args(["train", "--preset", "synthetic"]).push_on_object is None
     assert parser.parse_args(["train", "--push-on-object"]).push_on_object is True
     assert parser.parse_args(["train", "--no-push-on-object"]).push_on_object is False
+
+
+def test_train_model_id_names_a_preset_model_too_and_a_bad_one_is_refused() -> None:
+    """``--model-id`` was silently ignored with ``--preset`` (every blobs seed came out as
+    ``blobs``); it is the model's id whichever way the data is given, and checked first."""
+    from explorer.api import _train_config
+    from explorer.errors import ExplorerError
+
+    assert _train_config("blobs", None, "blobs-s3", "small_cnn", None, {}, 3).model_id == "blobs-s3"
+    assert _train_config("blobs", None, None, "small_cnn", None, {}, 3).model_id == "blobs"
+    for bad in ("", "../up", "a b", ".hidden", "x" * 65):
+        with pytest.raises(ExplorerError, match=r"model id .* is not usable: 1 to 64"):
+            _train_config("synthetic", None, bad, "small_cnn", None, {})
