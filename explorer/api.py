@@ -275,6 +275,12 @@ class Explorer:
         folder of that id is forgotten."""
         spec = ModelSpec.load(folder / SPEC_FILE)
         with self._lock:
+            earlier = self._folders.get(spec.model_id)
+            if earlier is not None and earlier != folder:
+                log.warning(
+                    "model id '%s' of %s replaces the one of %s (give one of them another id)",
+                    spec.model_id, folder, earlier,
+                )  # fmt: skip
             self._folders[spec.model_id] = folder
             self._loaded.pop(spec.model_id, None)
         return ModelInfo.from_spec(spec, folder)

@@ -71,3 +71,21 @@ def test_user_model_folder_can_be_added(tmp_path: Path, random_model) -> None:
     assert info.model_id == "tiny" and "tiny" in explorer.model_ids()
     image = np.full((40, 40, 3), 128, dtype=np.uint8)
     assert len(explorer.predict(image, model_id="tiny").probabilities) == 3
+
+
+def test_a_second_folder_with_the_same_model_id_replaces_the_first_with_a_warning(
+    tmp_path: Path, random_model, caplog: pytest.LogCaptureFixture
+) -> None:
+    from explorer.models.checkpoint import save_model
+
+    save_model(random_model, tmp_path / "one")
+    save_model(random_model, tmp_path / "two")
+    explorer = Explorer(model_dirs=())
+    explorer.add_model_folder(tmp_path / "one")
+    explorer.add_model_folder(tmp_path / "one")  # the same folder again: nothing to say
+    assert not [r for r in caplog.records if "replaces" in r.getMessage()]
+    with caplog.at_level("WARNING", logger="explorer.api"):
+        explorer.add_model_folder(tmp_path / "two")
+    (warning,) = [r.getMessage() for r in caplog.records if "replaces" in r.getMessage()]
+    assert "'tiny'" in warning and "two" in warning and "one" in warning
+    assert explorer.model_info("tiny").folder == (tmp_path / "two").resolve()
