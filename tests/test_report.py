@@ -214,8 +214,8 @@ def test_attributes_are_the_library_match_explanations(
     assert values == sorted(values, reverse=True)
     assert first.not_applicable == ()  # an RGB model on a colour image: hue applies
     assert "hue" in dict(first.phi)
-    # how sure the prototype's global explanation is, as the library says it (the shipped one was
-    # stored before intervals existed, and says so)
+    # how sure the prototype's global explanation is, as the library says it (the shipped one's
+    # bootstrap intervals)
     assert first.global_uncertainty == match.global_uncertainty != ""
 
 
@@ -231,7 +231,8 @@ def test_html_names_the_model_the_prediction_and_every_top_prototype(
     for pair in case.pairs:
         assert f"prototype <strong>{pair.prototype}</strong>" in html_text
         assert f"Prototype {pair.prototype} (class " in html_text  # its attribute explanation
-    assert "uncertainty intervals" in html_text.lower()  # the global explanation's, in words
+    # the global explanation's uncertainty, in words: the shipped synthetic analyses carry intervals
+    assert "95% bootstrap intervals" in html_text and "resamples" in html_text
     assert "sum = logit of" in html_text and "log((d + 1) / (d + 1e-4))" in html_text
     assert "<svg" in html_text  # the evidence chart is drawn inline
 
