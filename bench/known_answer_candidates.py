@@ -34,7 +34,17 @@ from bench.known_answer import row, stratified
 from explorer.analysis.attribute_sets import cell_size, feature_grid
 from explorer.analysis.attributes import global_attributes
 from explorer.analysis.calibration import SCALES
-from explorer.analysis.modifications import ATTRIBUTES, Modification, _with_lightness
+from explorer.analysis.modifications import (
+    ATTRIBUTES,
+    DIS_CONTRAST,
+    DIS_HUE_DEGREES,
+    DIS_SATURATION,
+    DIS_TEXTURE_SIGMA_CELLS,
+    Modification,
+    _with_lightness,
+    disentangled_set,
+    reference_set,
+)
 from explorer.api import Explorer
 
 CANDIDATE_READINGS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -85,35 +95,25 @@ def _ours(attribute: str, strength: float, **params: float) -> Modification:
     return Modification(attribute, strength, "disentangled", params=tuple(params.items()))
 
 
-def candidates(cell: float) -> dict[str, Groups]:
-    """Every candidate, by name, for a model with ``cell`` native pixels per feature cell."""
+def candidates(cell: float, image_size: tuple[int, int]) -> dict[str, Groups]:
+    """Every candidate, by name, for a model with ``cell`` native pixels per feature cell and
+    images of ``image_size``: the shipped sets as they are (``reference_set``,
+    ``disentangled_set``), and variations of the disentangled one."""
     c = {"cell_size": cell}
 
     def swirl(seed: int, amplitude: float = 0.5, wavelength: float = 4.0) -> Modification:
         return _ours("shape", amplitude, swirl=1, wavelength_cells=wavelength, seed=seed, **c)
 
-    v2: Groups = {
-        "hue": [_ours("hue", 90)],
-        "shape": [_ours("shape", 0.5, period_cells=1.0, **c)],
-        "texture": [_ours("texture", 0.5, **c)],
-        "contrast": [_ours("contrast", 0.6)],
-        "saturation": [_ours("saturation", 0.7)],
-    }
+    v2: Groups = {m.attribute: [m] for m in disentangled_set(image_size, cell)}
     out: dict[str, Groups] = {
-        "reference": {
-            "hue": [Modification("hue", 0.1, "reference")],
-            "shape": [Modification("shape", 4.0, "reference", params=(("frequency", 0.05),))],
-            "texture": [Modification("texture", 4.0, "reference")],
-            "contrast": [Modification("contrast", 0.45, "reference")],
-            "saturation": [Modification("saturation", 0.7, "reference")],
-        },
+        "reference": {m.attribute: [m] for m in reference_set(brightness=None)},
         "v2": v2,
         "two-sided": {
-            "hue": [_ours("hue", 90), _ours("hue", -90)],
+            "hue": [*v2["hue"], _ours("hue", -DIS_HUE_DEGREES)],
             "shape": [swirl(0), swirl(1)],
-            "texture": [_ours("texture", 0.5, **c), Sharpen(0.5, 1.0, cell)],
-            "contrast": [_ours("contrast", 0.6), _ours("contrast", 1 / 0.6)],
-            "saturation": [_ours("saturation", 0.7), _ours("saturation", 1 / 0.7)],
+            "texture": [*v2["texture"], Sharpen(DIS_TEXTURE_SIGMA_CELLS, 1.0, cell)],
+            "contrast": [*v2["contrast"], _ours("contrast", 1 / DIS_CONTRAST)],
+            "saturation": [*v2["saturation"], _ours("saturation", 1 / DIS_SATURATION)],
         },
         "two-sided up only": {},  # filled below: the second member of each two-sided group
         "dose area": {a: [SCALES[a].make(t, cell) for t in (0.25, 0.5, 0.75, 1.0)] for a in ATTRIBUTES},
@@ -149,7 +149,7 @@ def main() -> None:
         defining = [defining_attribute(spec.class_names[c]) for c in model.prototype_classes]
         chosen = {
             name: groups
-            for name, groups in candidates(cell).items()
+            for name, groups in candidates(cell, data.images.shape[1:3]).items()
             if not args.sets or name in args.sets
         }
         unique: dict[str, Any] = {}
