@@ -97,12 +97,7 @@ def describe_figure(figure: go.Figure | None, max_items: int = 12) -> str:
         horizontal = getattr(trace, "orientation", None) == "h"
         labels = list(trace.y if horizontal else trace.x) if trace.x is not None else []
         values = list(trace.x if horizontal else trace.y) if trace.y is not None else []
-        points = [
-            (label, value, interval)
-            for label, value, interval in zip(
-                labels, values, _intervals(trace, values), strict=False
-            )
-        ]
+        points = list(zip(labels, values, _intervals(trace, values), strict=False))
         if trace.type == "waterfall" and trace.measure is not None:  # totals are running sums
             running, summed = 0.0, []
             for (label, value, interval), measure in zip(points, trace.measure, strict=False):
