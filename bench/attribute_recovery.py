@@ -89,6 +89,18 @@ def recovery_table(
     return out
 
 
+def mean_row(label: str, values: list[dict[str, float]], ratio: bool, width: int = 44) -> str:
+    """One line of a table's mean (SD) over models: ``values`` one row per model; ``ratio``:
+    plain numbers (AUC, correlations) instead of percentages."""
+    fmt = "{:>6.2f} ({:.2f})" if ratio else "{:>6.0%} ({:.0%})"
+    cells = "".join(
+        f"{fmt.format(np.mean([v[c] for v in values]), np.std([v[c] for v in values])):>11}"
+        for c in COLUMNS
+        if c in values[0]
+    )
+    return f"{label:<{width}}{cells}"
+
+
 VERSION_1 = {
     "hue_degrees": 180.0,
     "shape_period_cells": 4.0,

@@ -29,7 +29,7 @@ from collections import defaultdict
 import numpy as np
 import torch
 
-from bench.attribute_recovery import COLUMNS, defining_attribute, recovery_table
+from bench.attribute_recovery import COLUMNS, defining_attribute, mean_row, recovery_table
 from explorer.analysis.attribute_sets import cell_size, feature_grid, modification_set
 from explorer.analysis.attributes import global_attributes
 from explorer.analysis.calibration import calibrate, identity_hash, rule_identity
@@ -156,13 +156,7 @@ def main() -> None:
         count = len(entries[0][1])
         print(f"\n{generator}: mean (SD) over {count} models, {args.split} split")
         for label, values in entries:
-            fmt = "{:>6.2f} ({:.2f})" if label.endswith("AUC") else "{:>6.0%} ({:.0%})"
-            cells = "".join(
-                f"{fmt.format(np.mean([t[c] for t in values]), np.std([t[c] for t in values])):>11}"
-                for c in COLUMNS
-                if c in values[0]
-            )
-            print(f"{label:<44}{cells}")
+            print(mean_row(label, values, ratio=label.endswith("AUC")))
 
 
 if __name__ == "__main__":

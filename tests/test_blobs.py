@@ -175,3 +175,56 @@ def test_the_blobs_preset_trains_on_generator_b_at_96_px() -> None:
         _train_config("elpv", None, None, "small_cnn", None, {}, data_seed=1)
     with pytest.raises(ExplorerError, match="whole number"):
         _train_config("blobs", None, None, "small_cnn", None, {}, data_seed=-1)
+
+
+# --- counterfactuals: one attribute drawn against the class ---------------------------------------
+
+FLIP_RANGES = {
+    "hue": (blobs.HUE_BASE, blobs.HUE_CLASS),
+    "saturation": (blobs.SAT_BASE, blobs.SAT_CLASS),
+}
+
+
+@pytest.mark.parametrize("attribute", ["hue", "saturation", "contrast", "texture"])
+def test_a_flipped_attribute_changes_the_object_only_and_keeps_every_other_draw(
+    attribute: str,
+) -> None:
+    plain = generate(3, "test", seed=11)
+    flipped = generate(3, "test", seed=11, flip=[attribute])
+    assert np.array_equal(plain.labels, flipped.labels)
+    outside = ~_covered(plain)
+    assert np.array_equal(plain.images[outside], flipped.images[outside])  # background untouched
+    exact = flipped.extras["exact"]
+    assert exact.dtype == bool and exact.mean() > 0.7  # the rest: colours the spec never draws
+    assert not np.array_equal(plain.images, flipped.images)
+    p, f = plain.extras["parameters"], flipped.extras["parameters"]
+    key = {"texture": "texture_amplitude"}.get(attribute, attribute)
+    changed = [
+        name for name in PARAMETER_FIELDS if not np.array_equal(p[name], f[name], equal_nan=True)
+    ]
+    assert set(changed) <= {key, "object_luma"}  # contrast moves the object's luma with it
+    # every image now shows the other class's value: the base images the class one and back
+    if attribute in FLIP_RANGES:
+        base_range, class_range = FLIP_RANGES[attribute]
+        own = plain.labels == CLASS_NAMES.index(attribute)
+        assert np.all((f[key][own] >= base_range[0]) & (f[key][own] <= base_range[1]))
+        assert np.all((f[key][~own] >= class_range[0]) & (f[key][~own] <= class_range[1]))
+
+
+def _covered(data: ImageSet) -> np.ndarray:
+    """Pixels an object's anti-aliased edge can reach (the mask grown by 2 px)."""
+    import cv2
+
+    grown = [cv2.dilate(m.astype(np.uint8), np.ones((5, 5), np.uint8)) for m in data.extras["mask"]]
+    return np.stack(grown).astype(bool)
+
+
+def test_flipping_the_shape_gives_the_base_class_a_lobed_outline_of_the_same_area() -> None:
+    plain = generate(3, "test", seed=11)
+    flipped = generate(3, "test", seed=11, flip=["shape"])
+    own = plain.labels == CLASS_NAMES.index("shape")
+    p, f = plain.extras["parameters"], flipped.extras["parameters"]
+    assert np.all(f["lobe_amplitude"][own] == 0) and np.all(f["lobe_amplitude"][~own] > 0)
+    areas = plain.extras["mask"].sum(axis=(1, 2)), flipped.extras["mask"].sum(axis=(1, 2))
+    assert np.allclose(areas[0], areas[1], rtol=0.03)
+    assert np.array_equal(p["hue"], f["hue"]) and np.array_equal(p["radius"], f["radius"])

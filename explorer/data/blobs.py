@@ -38,12 +38,20 @@ its luma, as in A): checked for every image, and a failure raises instead of cli
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 
 import cv2
 import numpy as np
 
 from explorer.data.base import ImageSet
-from explorer.data.drawing import box_of, colour_with_luma, draw_classes, luma_reach, render_object
+from explorer.data.drawing import (
+    FLIPPABLE,
+    box_of,
+    colour_with_luma,
+    draw_classes,
+    luma_reach,
+    render_object,
+)
 
 CLASS_NAMES: tuple[str, ...] = ("base", "hue", "saturation", "contrast", "texture", "shape")
 DEFINING_ATTRIBUTE: dict[str, str | None] = {
@@ -173,7 +181,13 @@ def _outline_distance(alpha: np.ndarray) -> np.ndarray:
 
 
 def generate(
-    n_per_class: int, split: str, seed: int, size: int = SIZE, *, with_masks: bool = True
+    n_per_class: int,
+    split: str,
+    seed: int,
+    size: int = SIZE,
+    *,
+    with_masks: bool = True,
+    flip: Collection[str] = (),
 ) -> ImageSet:
     """Generates generator B's images (see the module docstring and docs/known_answer_b.md).
 
@@ -183,16 +197,26 @@ def generate(
         seed: seed for ``np.random.default_rng`` (:func:`split_seed` gives the specification's).
         size: image side in pixels (the specification's is 96).
         with_masks: also return the object masks as ``extras["mask"]``.
+        flip: attributes drawn *against* each image's class (exact counterfactuals): an image
+            of the attribute's class gets the base value it drew, every other image the class
+            value it drew. Every draw and every label is the same as without ``flip`` (each
+            parameter is drawn for every image, the class only selects), so image ``i`` of a
+            flipped set is image ``i`` with that one attribute changed and nothing else, except
+            where the outline changes the distractors' allowed places (``shape``). A flipped
+            combination the specification never draws can miss its colour (a vivid violet cannot
+            reach every luma): such images are drawn clipped and marked ``False`` in
+            ``extras["exact"]`` instead of failing.
 
     Returns:
         An :class:`ImageSet` of ``[N, size, size, 3]`` uint8 RGB images with ``mask``, ``object_box``,
         ``keypoints`` and ``parameters`` extras; labels a deterministic shuffle.
 
     Raises:
-        ValueError: a negative count or a size below 48.
-        RuntimeError: a drawn colour cannot be reached (a defect of the ranges, never clipped).
+        ValueError: a negative count, a size below 48, or a ``flip`` entry that is no attribute.
+        RuntimeError: a drawn colour cannot be reached (a defect of the ranges, never clipped),
+            without ``flip``.
     """
-    draw = draw_classes(CLASS_NAMES, n_per_class, seed, size, min_size=48)
+    draw = draw_classes(CLASS_NAMES, n_per_class, seed, size, min_size=48, flip=flip)
     rng, labels, cls, n, uniform = draw.rng, draw.labels, draw.cls, draw.n, draw.uniform
 
     # Every parameter is drawn for every image in a fixed order; the class only selects which value.
@@ -227,7 +251,8 @@ def generate(
 
     reach = luma_reach(hue, sat)
     need = obj_luma * (1.0 + tex_amp)
-    if np.any(need > reach):
+    exact = need <= reach
+    if not flip and not np.all(exact):
         worst = int(np.argmax(need - reach))
         raise RuntimeError(
             f"object colour of image {worst} cannot be reached: luma {need[worst]:.3f} needed, "
@@ -335,15 +360,19 @@ def generate(
     }  # fmt: skip
     if with_masks:
         extras["mask"] = masks
+    if flip:
+        extras["exact"] = exact
     return ImageSet(images, labels, CLASS_NAMES, "blobs", split, extras)
 
 
-def load_blobs(split: str, data_seed: int = 0, n_per_class: int | None = None) -> ImageSet:
+def load_blobs(
+    split: str, data_seed: int = 0, n_per_class: int | None = None, flip: Collection[str] = ()
+) -> ImageSet:
     """A split of generator B as the specification fixes it: 400 (train) or 100 (test) images per
-    class at 96 px from :func:`split_seed`, with masks."""
+    class at 96 px from :func:`split_seed`, with masks (``flip``: its counterfactual twin)."""
     seed = split_seed(split, data_seed)
     n = IMAGES_PER_CLASS[split] if n_per_class is None else n_per_class
-    return generate(n, split, seed)
+    return generate(n, split, seed, flip=flip)
 
 
-__all__ = ["CLASS_NAMES", "DEFINING_ATTRIBUTE", "generate", "load_blobs", "split_seed"]
+__all__ = ["CLASS_NAMES", "DEFINING_ATTRIBUTE", "FLIPPABLE", "generate", "load_blobs", "split_seed"]

@@ -4,6 +4,7 @@ anti-aliased objects rasterised from their outline."""
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import cv2
@@ -108,7 +109,8 @@ def box_of(mask: np.ndarray) -> tuple[int, int, int, int]:
 @dataclass(frozen=True)
 class ClassDraw:
     """The opening every known-answer generator shares: the checks' outcome, the seeded generator,
-    a deterministic shuffle of ``n_per_class`` labels per class and each class's image mask.
+    a deterministic shuffle of ``n_per_class`` labels per class and, per class, the images that
+    show its value (its own images; with ``flip``, the others).
 
     Every parameter is then drawn for every image, in a fixed order, with :meth:`uniform` or
     :attr:`rng`; the class only selects which value is used (``np.where(cls["hue"], ...)``).
@@ -127,14 +129,32 @@ class ClassDraw:
         return self.rng.uniform(bounds[0], bounds[1], self.n)
 
 
+FLIPPABLE: tuple[str, ...] = ("hue", "saturation", "contrast", "texture", "shape")
+"""The attributes a known-answer generator can draw against the class (``flip``)."""
+
+
 def draw_classes(
-    class_names: tuple[str, ...], n_per_class: int, seed: int, size: int, min_size: int
+    class_names: tuple[str, ...],
+    n_per_class: int,
+    seed: int,
+    size: int,
+    min_size: int,
+    flip: Collection[str] = (),
 ) -> ClassDraw:
     """Checks a generator's arguments and draws its labels (see :class:`ClassDraw`).
 
+    ``flip``: attributes whose value each image takes *against* its class (exact counterfactuals):
+    ``cls[a]`` then selects the images that do *not* belong to class ``a``, so an image of that
+    class shows the base value it drew and every other image the class value it drew. The labels
+    and every draw stay the same.
+
     Raises:
-        ValueError: a negative ``n_per_class`` or a ``size`` below ``min_size``.
+        ValueError: a negative ``n_per_class``, a ``size`` below ``min_size``, or a ``flip`` entry
+            that is not one of :data:`FLIPPABLE`.
     """
+    unknown = sorted(set(flip) - set(FLIPPABLE))
+    if unknown:
+        raise ValueError(f"flip must name attributes among {', '.join(FLIPPABLE)}, got {unknown}")
     if n_per_class < 0:
         raise ValueError(f"n_per_class must be >= 0, got {n_per_class}")
     if size < min_size:
@@ -142,4 +162,7 @@ def draw_classes(
     rng = np.random.default_rng(seed)
     n_classes = len(class_names)
     labels = rng.permutation(np.repeat(np.arange(n_classes, dtype=np.int64), n_per_class))
-    return ClassDraw(rng, labels, {name: labels == i for i, name in enumerate(class_names)})
+    shown = {
+        name: (labels != i) if name in flip else (labels == i) for i, name in enumerate(class_names)
+    }
+    return ClassDraw(rng, labels, shown)

@@ -70,11 +70,12 @@ the default train split reached 99 % on the test split). Generation is determini
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 
 import numpy as np
 
 from explorer.data.base import ImageSet
-from explorer.data.drawing import colour_with_luma, draw_classes, render_object
+from explorer.data.drawing import colour_with_luma, draw_classes, luma_reach, render_object
 
 CLASS_NAMES: tuple[str, ...] = ("base", "hue", "saturation", "contrast", "texture", "shape")
 DEFINING_ATTRIBUTE: dict[str, str | None] = {
@@ -181,6 +182,7 @@ def generate(
     size: int = 64,
     *,
     with_masks: bool = False,
+    flip: Collection[str] = (),
 ) -> ImageSet:
     """Generates the synthetic attribute dataset.
 
@@ -190,6 +192,12 @@ def generate(
         seed: seed for ``np.random.default_rng``; use different seeds for different splits.
         size: image side in pixels.
         with_masks: also return the object masks as ``extras["mask"]``.
+        flip: attributes drawn against each image's class (exact counterfactuals, see
+            :func:`explorer.data.drawing.draw_classes`): image ``i`` of a flipped set is image
+            ``i`` with that attribute's other value and every other draw unchanged (a flipped
+            ``contrast`` moves the background's luma, which is how A draws contrast). Colours
+            beyond reach are clipped here as in every image of A; ``extras["exact"]`` marks the
+            images whose object colour was reached exactly.
 
     Returns:
         An :class:`ImageSet` with ``[N, size, size, 3]`` uint8 RGB images, int64
@@ -197,9 +205,10 @@ def generate(
         ``keypoints`` / ``object_box`` (and maybe ``mask``) extras.
 
     Raises:
-        ValueError: if ``n_per_class`` is negative or ``size`` is below 16.
+        ValueError: if ``n_per_class`` is negative, ``size`` is below 16 or ``flip`` names
+            something other than an attribute.
     """
-    draw = draw_classes(CLASS_NAMES, n_per_class, seed, size, min_size=16)
+    draw = draw_classes(CLASS_NAMES, n_per_class, seed, size, min_size=16, flip=flip)
     rng, labels, cls, n, uniform = draw.rng, draw.labels, draw.cls, draw.n, draw.uniform
 
     # Every parameter is drawn for every image in a fixed order; the class only
@@ -286,6 +295,8 @@ def generate(
     extras: dict[str, np.ndarray] = {"keypoints": keypoints, "object_box": boxes}
     if with_masks:
         extras["mask"] = (alpha >= 128).astype(np.uint8)
+    if flip:
+        extras["exact"] = obj_luma * (1.0 + tex_amp) <= luma_reach(hue, sat)
     return ImageSet(
         images=images,
         labels=labels,
@@ -297,7 +308,11 @@ def generate(
 
 
 def load_synthetic(
-    split: str, n_per_class: int | None = None, size: int = 64, data_seed: int = 0
+    split: str,
+    n_per_class: int | None = None,
+    size: int = 64,
+    data_seed: int = 0,
+    flip: Collection[str] = (),
 ) -> ImageSet:
     """Loads a split of the synthetic dataset with fixed defaults.
 
@@ -309,6 +324,8 @@ def load_synthetic(
         n_per_class: overrides the default number of images per class.
         size: image side in pixels.
         data_seed: which draw of the data set (0: the shipped model's).
+        flip: attributes drawn against the class (the split's counterfactual twin, see
+            :func:`generate`).
 
     Returns:
         The generated :class:`ImageSet`, with the object masks (``extras["mask"]``).
@@ -323,4 +340,4 @@ def load_synthetic(
     default_n, seed = _DEFAULTS[split]
     seed += 2 * int(data_seed)
     n = default_n if n_per_class is None else n_per_class
-    return generate(n, split, seed=seed, size=size, with_masks=True)
+    return generate(n, split, seed=seed, size=size, with_masks=True, flip=flip)
