@@ -17,8 +17,12 @@ TORCHVISION_BACKBONES = (
     *(f"vgg{n}{bn}" for n in (11, 13, 16, 19) for bn in ("", "_bn")),
     *(f"densenet{n}" for n in (121, 161, 169, 201)),
 )
-KNOWN_BACKBONES = ("small_cnn", "efficientnet_lite0", "identity", *TORCHVISION_BACKBONES)
+PIPNET_BACKBONES = ("convnext_tiny_26", "convnext_tiny_13", "resnet50_pipnet")
+KNOWN_BACKBONES = (
+    "small_cnn", "efficientnet_lite0", "identity", *TORCHVISION_BACKBONES, *PIPNET_BACKBONES,
+)  # fmt: skip
 ACTIVATIONS = ("log", "linear")
+FAMILIES = ("protopnet", "pipnet")
 ADD_ON_LAYER = re.compile(r"^(conv:[1-9][0-9]{0,4}(:nobias)?|relu|sigmoid)$")
 DEFAULT_EPSILON = 1e-4
 
@@ -39,6 +43,11 @@ class ArchitectureSpec:
             variant have one stage). ``None`` means one stage of width ``D``.
         activation: distance → similarity: ``log`` = ``log((d + 1) / (d + ε))``, ``linear`` = ``−d``.
         epsilon: ``ε`` of the log activation.
+        family: the network family: ``protopnet`` (ProtoPNet and its imports: L2 prototypes) or
+            ``pipnet`` (PIP-Net: a softmax over the channels at every cell, every channel a
+            prototype; ``prototype_dim`` is then the number of prototypes and ``prototype_classes``
+            the class each weighs most for).
+        bias: the last layer has a bias (PIP-Net's ``--bias``; never ProtoPNet's).
         add_on_layout: an add-on of another layout, layer by layer (imported CaBRNet models):
             ``conv:W`` (1x1 conv to ``W`` channels, with bias), ``conv:W:nobias``, ``relu``, ``sigmoid``;
             the last conv's ``W`` is ``D`` (no conv: the backbone's output is compared directly).
@@ -54,13 +63,16 @@ class ArchitectureSpec:
     activation: str = "log"
     epsilon: float = DEFAULT_EPSILON
     add_on_layout: tuple[str, ...] | None = None
+    family: str = "protopnet"
+    bias: bool = False
 
     def identity(self) -> dict[str, Any]:
         """The fields that change what the network computes; new fields at their defaults are left
         out, so the content hash of a model saved before they existed does not change."""
         data = asdict(self)
         defaults = {"prototype_classes": None, "add_on_widths": None, "activation": "log",
-                    "epsilon": DEFAULT_EPSILON, "add_on_layout": None}  # fmt: skip
+                    "epsilon": DEFAULT_EPSILON, "add_on_layout": None, "family": "protopnet",
+                    "bias": False}  # fmt: skip
         for key, default in defaults.items():
             if data[key] == default:
                 del data[key]
@@ -146,6 +158,9 @@ class ModelSpec:
                 del arch[key]
             else:
                 arch[key] = list(arch[key])
+        for key, default in (("family", "protopnet"), ("bias", False)):
+            if arch[key] == default:  # written only where it differs: older specs stay byte-equal
+                del arch[key]
         data["input_size"] = list(self.input_size)
         data["mean"] = list(self.mean)
         data["std"] = list(self.std)
@@ -212,6 +227,16 @@ class ModelSpec:
         epsilon = arch.get("epsilon", DEFAULT_EPSILON)
         if not isinstance(epsilon, int | float) or not 0 < epsilon < 1:
             raise CheckpointError(f"{where}: architecture.epsilon must be a number in (0, 1)")
+        family = arch.get("family", "protopnet")
+        if family not in FAMILIES:
+            raise CheckpointError(
+                f"{where}: architecture.family must be one of {', '.join(FAMILIES)}, not {family!r}"
+            )
+        bias = arch.get("bias", False)
+        if not isinstance(bias, bool) or (bias and family != "pipnet"):
+            raise CheckpointError(
+                f"{where}: architecture.bias must be true or false (true only for pipnet)"
+            )
         widths = _int_list(arch, "add_on_widths", where, 1, 16384)
         if widths is not None and (not widths or widths[-1] != dim):
             raise CheckpointError(
@@ -245,6 +270,11 @@ class ModelSpec:
         classes = _int_list(arch, "prototype_classes", where, 0, len(names) - 1)
         if classes is not None and not 1 <= len(classes) <= 100_000:
             raise CheckpointError(f"{where}: architecture.prototype_classes must list 1 to 100000")
+        if family == "pipnet" and (classes is None or len(classes) != dim):
+            raise CheckpointError(
+                f"{where}: a pipnet architecture lists prototype_classes, one per channel of "
+                f"prototype_dim ({dim})"
+            )
         return cls(
             model_id=model_id,
             title=str(data.get("title", model_id)),
@@ -259,6 +289,8 @@ class ModelSpec:
                 add_on_layout=layout,
                 activation=activation,
                 epsilon=float(epsilon),
+                family=family,
+                bias=bias,
             ),
             input_size=(size[0], size[1]),
             channels=channels,

@@ -7,6 +7,7 @@ what this suite checks, and on nothing else.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,12 +31,34 @@ from explorer.models.base import (
 )
 from explorer.models.checkpoint import ModelBundle, load_model, save_model
 from explorer.models.importers import import_checkpoint
+from explorer.models.pipnet import PIPNet
 from explorer.models.protopnet import ProtoPNet
 from tests.conftest import shipped_folder, tiny_spec
 from tests.original_protopnet import KINDS, make_original
 
 # ours, and every flavour of checkpoint made the way other tools make them, imported
-FAMILIES = ("ours_random", "ours_shipped_synthetic", *(f"imported_{kind}" for kind in KINDS))
+FAMILIES = (
+    "ours_random", "ours_shipped_synthetic", *(f"imported_{kind}" for kind in KINDS),
+    "pipnet_random", "pipnet_random_with_bias",
+)  # fmt: skip
+
+
+def _pipnet_random(folder: Path, bias: bool) -> Path:
+    torch.manual_seed(0)
+    base = tiny_spec(
+        backbone="small_cnn", channels=3, classes=3, per_class=1, dim=6, size=16,
+        options={"widths": [4, 8], "pools": 2},
+    )  # fmt: skip
+    architecture = replace(
+        base.architecture, family="pipnet", bias=bias, add_on_layout=("conv:6",),
+        prototype_classes=(0, 0, 1, 1, 2, 2),
+    )  # fmt: skip
+    model = PIPNet(replace(base, architecture=architecture)).eval()
+    if bias:
+        with torch.no_grad():
+            model.classification.bias.copy_(torch.tensor([0.5, 0.0, 1.5]))
+    save_model(model, folder)
+    return folder
 
 
 def _ours_random(folder: Path) -> Path:
@@ -53,6 +76,8 @@ def _folder(family: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
         return _ours_random(tmp_path_factory.mktemp("ours"))
     if family == "ours_shipped_synthetic":
         return shipped_folder("synthetic")
+    if family.startswith("pipnet_random"):
+        return _pipnet_random(tmp_path_factory.mktemp("pipnet"), bias=family.endswith("bias"))
     kind = family.removeprefix("imported_")
     scratch = tmp_path_factory.mktemp(kind)
     checkpoint, _, options = make_original(kind, scratch / "checkpoint")
@@ -99,6 +124,9 @@ def test_forward_shapes_and_scores_are_the_maps_maxima(bundle: ModelBundle) -> N
     assert tuple(out.scores.shape) == (num, protos)
     assert out.similarity_maps.shape[:2] == (num, protos)
     maxima = out.similarity_maps.flatten(2).amax(dim=2)
+    threshold = bundle.model.presence_threshold
+    if threshold is not None:  # below it a score is exactly zero (PIP-Net's presence)
+        maxima = torch.where(maxima < threshold, torch.zeros_like(maxima), maxima)
     torch.testing.assert_close(out.scores, maxima, atol=1e-5, rtol=1e-5)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from explorer.spec import TORCHVISION_BACKBONES
+from explorer.spec import PIPNET_BACKBONES, TORCHVISION_BACKBONES
 
 
 class Conv2dNormActivation(nn.Sequential):
@@ -226,11 +226,50 @@ def _torchvision_backbone(name: str) -> Callable[..., SplitBackbone]:
     return build
 
 
+def _pipnet_backbone(name: str) -> Callable[..., SplitBackbone]:
+    """A builder of PIP-Net's backbones (its ``features/``), from torchvision's definitions:
+
+    * ``convnext_tiny_26``: ConvNeXt-tiny without pooling and classifier, the stride-2 downsampling
+      convs of stages 3 and 4 (``features.4.1``, ``features.6.1``) at stride 1: 768 × 26 × 26 at 224 px;
+    * ``convnext_tiny_13``: the same with only ``features.6.1`` at stride 1: 768 × 13 × 13;
+    * ``resnet50_pipnet``: ResNet-50 without pooling and classifier, ``layer3`` and ``layer4`` at
+      stride 1 (their first block's 3x3 conv and downsample): 2048 × 28 × 28 at 224 px.
+
+    Module names are torchvision's (``features.0.0``, ``layer4.2.conv3``), so the public code's
+    ``_net.*`` keys map one to one. No weights ship here: an import brings its own.
+    """
+
+    def build(in_channels: int = 3, pretrained: bool = False, **_: Any) -> SplitBackbone:
+        if in_channels != 3:
+            raise ValueError(f"{name} expects 3 input channels")
+        if pretrained:
+            raise ValueError(
+                f"{name}: no pretrained weights ship here; import a checkpoint instead"
+            )
+        import torchvision.models as tv
+
+        if name.startswith("convnext"):
+            net = tv.convnext_tiny(weights=None)
+            for stage in ("6",) if name.endswith("_13") else ("4", "6"):
+                net.features[int(stage)][1].stride = (1, 1)
+            return SplitBackbone(nn.Identity(), _SequentialFeatures(net.features), 768)
+        net = tv.resnet50(weights=None)
+        for layer in (net.layer3, net.layer4):
+            layer[0].conv2.stride = (1, 1)
+            layer[0].downsample[0].stride = (1, 1)
+        return SplitBackbone(nn.Identity(), _ResNetFeatures(net), net.fc.in_features)
+
+    build.__name__ = name
+    build.__doc__ = f"{name}: PIP-Net's backbone, from torchvision's definition."
+    return build
+
+
 BACKBONES: dict[str, Callable[..., SplitBackbone]] = {
     "small_cnn": small_cnn,
     "efficientnet_lite0": efficientnet_lite0,
     "identity": identity,
     **{name: _torchvision_backbone(name) for name in TORCHVISION_BACKBONES},
+    **{name: _pipnet_backbone(name) for name in PIPNET_BACKBONES},
 }
 
 

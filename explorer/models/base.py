@@ -55,6 +55,8 @@ class PrototypeModel(Protocol):
 
     spec: ModelSpec
     capabilities: frozenset[str]
+    presence_threshold: float | None
+    """Scores below it are exactly zero (PIP-Net: 0.1); ``None``: a score is its map's maximum."""
 
     def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """Turns RGB uint8 images ``[H, W, 3]`` into a normalised batch ``[B, C, H, W]``."""

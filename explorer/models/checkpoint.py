@@ -18,7 +18,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from explorer.errors import CheckpointError
-from explorer.models.protopnet import ProtoPNet
+from explorer.models.base import PrototypeModel
+from explorer.models.families import build_model
 from explorer.spec import ModelSpec
 from explorer.types import PrototypeRecord
 
@@ -44,7 +45,7 @@ class ModelBundle:
         folder: where it was loaded from.
     """
 
-    model: ProtoPNet
+    model: PrototypeModel
     spec: ModelSpec
     projection: tuple[PrototypeRecord, ...]
     content_hash: str
@@ -107,7 +108,7 @@ def write_png(path: Path, image: np.ndarray) -> None:
 
 
 def save_model(
-    model: ProtoPNet,
+    model: PrototypeModel,
     folder: Path,
     projection: list[PrototypeRecord] | tuple[PrototypeRecord, ...] = (),
     source_images: dict[str, np.ndarray] | None = None,
@@ -193,7 +194,10 @@ def load_model(folder: str | Path) -> ModelBundle:
         raise CheckpointError(
             f"{folder.name}: {WEIGHTS_FILE} is not a readable safetensors file ({error})"
         ) from None
-    model = ProtoPNet(spec)
+    try:
+        model = build_model(spec)
+    except ValueError as error:
+        raise CheckpointError(f"{folder.name}: {error}") from None
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))

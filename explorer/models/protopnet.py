@@ -106,6 +106,7 @@ class ProtoPNet(nn.Module):
 
     family = "ProtoPNet"
     capabilities = frozenset({PROTOTYPE_VECTORS.name, PUSH.name, DISTANCES.name})
+    presence_threshold = None  # every score is its map's maximum
 
     def __init__(self, spec: ModelSpec, pretrained_backbone: bool = False) -> None:
         super().__init__()

@@ -1,0 +1,102 @@
+"""PIP-Net's forward with answers on paper: softmax over the channels at every cell, max-pool,
+presence below 0.1 is zero, a non-negative last layer, evidence that sums to the logit plus bias,
+and the honest "nothing present" answer."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from explorer.errors import CheckpointError
+from explorer.models.checkpoint import load_model, save_model
+from explorer.models.pipnet import PRESENCE_THRESHOLD, PIPNet, presence
+from explorer.spec import ModelSpec
+from tests.conftest import tiny_spec
+
+
+def _spec(
+    prototypes: int, layout: tuple[str, ...] | None, bias: bool = False, size: int = 4
+) -> ModelSpec:
+    base = tiny_spec(
+        backbone="identity", channels=3, classes=2, per_class=1, dim=prototypes, size=size
+    )
+    architecture = replace(
+        base.architecture, family="pipnet", bias=bias, add_on_layout=layout,
+        prototype_classes=tuple(j % 2 for j in range(prototypes)),
+    )  # fmt: skip
+    return replace(base, architecture=architecture, std=(0.1,) * 3)
+
+
+def test_every_cell_votes_by_a_softmax_over_the_channels() -> None:
+    # identity backbone, no conv: the 3 input channels are the prototypes; std 0.1 makes a pure
+    # red pixel (10, 0, 0), whose softmax is (e^10, 1, 1) / (e^10 + 2)
+    model = PIPNet(_spec(3, None)).eval()
+    with torch.no_grad():
+        model.classification.weight.copy_(torch.tensor([[2.0, 0.0, 1.0], [0.0, 3.0, 0.5]]))
+    red = np.zeros((4, 4, 3), np.uint8)
+    red[..., 0] = 255
+    out = model(model.preprocess([red]))
+    top = math.exp(10) / (math.exp(10) + 2)
+    torch.testing.assert_close(out.similarity_maps.sum(dim=1), torch.ones(1, 4, 4))
+    # green and blue reach 1 / (e^10 + 2) < 0.1: exactly zero
+    torch.testing.assert_close(out.scores, torch.tensor([[top, 0.0, 0.0]]))
+    torch.testing.assert_close(out.logits, torch.tensor([[2.0 * top, 0.0]]))
+
+
+def test_negative_weights_add_nothing_and_the_bias_is_added() -> None:
+    model = PIPNet(_spec(3, None, bias=True)).eval()
+    with torch.no_grad():
+        model.classification.weight.copy_(torch.tensor([[-5.0, 1.0, 1.0], [1.0, 1.0, 1.0]]))
+        model.classification.bias.copy_(torch.tensor([0.25, 0.0]))
+    grey = np.zeros((4, 4, 3), np.uint8)  # every channel 1/3 everywhere
+    out = model(model.preprocess([grey]))
+    torch.testing.assert_close(out.scores, torch.full((1, 3), 1 / 3))
+    torch.testing.assert_close(out.logits, torch.tensor([[0.25 + 2 / 3, 1.0]]))
+    model.clamp_weights()
+    assert model.class_weights.min() == 0.0
+
+
+def test_an_image_where_nothing_is_present_gets_no_evidence() -> None:
+    # twelve prototypes behind a zero 1x1 conv: every cell's softmax is 1/12 < 0.1
+    model = PIPNet(_spec(12, ("conv:12",), bias=True)).eval()
+    with torch.no_grad():
+        model.add_on[0].weight.zero_()
+        model.add_on[0].bias.zero_()
+        model.classification.bias.copy_(torch.tensor([0.5, 0.0]))
+    out = model(model.preprocess([np.full((4, 4, 3), 77, np.uint8)]))
+    torch.testing.assert_close(out.similarity_maps, torch.full((1, 12, 4, 4), 1 / 12))
+    assert torch.count_nonzero(out.scores) == 0
+    torch.testing.assert_close(out.logits, torch.tensor([[0.5, 0.0]]))
+    # the training pass is not thresholded (the public code's inference=False)
+    _, pooled, logits = model.training_forward(model.preprocess([np.zeros((4, 4, 3), np.uint8)]))
+    torch.testing.assert_close(pooled, torch.full((1, 12), 1 / 12))
+    assert (logits > out.logits).all()
+
+
+def test_presence_is_the_threshold_of_the_public_code() -> None:
+    pooled = torch.tensor([0.0, 0.0999, PRESENCE_THRESHOLD, 0.7])
+    assert presence(pooled).tolist() == pytest.approx([0.0, 0.0, 0.1, 0.7])
+
+
+def test_a_pipnet_folder_round_trips_and_the_spec_is_checked(tmp_path) -> None:
+    torch.manual_seed(1)
+    model = PIPNet(_spec(6, ("conv:6",), bias=True, size=8)).eval()
+    save_model(model, tmp_path / "m")
+    copy = load_model(tmp_path / "m").model
+    x = model.preprocess([np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)])
+    torch.testing.assert_close(copy(x).logits, model(x).logits)
+    data = _spec(6, ("conv:6",), size=8).to_dict()
+    assert data["architecture"]["family"] == "pipnet"
+    del data["architecture"]["prototype_classes"]
+    with pytest.raises(CheckpointError, match="pipnet architecture lists prototype_classes"):
+        ModelSpec.from_dict(data)
+    protopnet = tiny_spec(backbone="identity", channels=3, classes=2, per_class=1, dim=3, size=8)
+    data = protopnet.to_dict()
+    assert "family" not in data["architecture"] and "bias" not in data["architecture"]
+    data["architecture"]["bias"] = True
+    with pytest.raises(CheckpointError, match="true only for pipnet"):
+        ModelSpec.from_dict(data)
