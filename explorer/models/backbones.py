@@ -185,6 +185,14 @@ def _vgg_features(name: str, options: dict[str, Any]) -> nn.Sequential:
     return vgg.make_layers(cfg, batch_norm=name.endswith("_bn"))
 
 
+def _check_imported_only(name: str, in_channels: int, pretrained: bool) -> None:
+    """A torchvision backbone here takes RGB and its weights from an imported checkpoint only."""
+    if in_channels != 3:
+        raise ValueError(f"{name} expects 3 input channels")
+    if pretrained:
+        raise ValueError(f"{name}: no pretrained weights ship here; import a checkpoint instead")
+
+
 def _torchvision_backbone(name: str) -> Callable[..., SplitBackbone]:
     """A builder of the original ProtoPNet's truncation of a torchvision architecture:
 
@@ -199,12 +207,7 @@ def _torchvision_backbone(name: str) -> Callable[..., SplitBackbone]:
     """
 
     def build(in_channels: int = 3, pretrained: bool = False, **options: Any) -> SplitBackbone:
-        if in_channels != 3:
-            raise ValueError(f"{name} expects 3 input channels")
-        if pretrained:
-            raise ValueError(
-                f"{name}: no pretrained weights ship here; import a checkpoint instead"
-            )
+        _check_imported_only(name, in_channels, pretrained)
         if name.startswith("vgg"):
             sequence = _vgg_features(name, options)
             out_channels = [m for m in sequence if isinstance(m, nn.Conv2d)][-1].out_channels
@@ -240,12 +243,7 @@ def _pipnet_backbone(name: str) -> Callable[..., SplitBackbone]:
     """
 
     def build(in_channels: int = 3, pretrained: bool = False, **_: Any) -> SplitBackbone:
-        if in_channels != 3:
-            raise ValueError(f"{name} expects 3 input channels")
-        if pretrained:
-            raise ValueError(
-                f"{name}: no pretrained weights ship here; import a checkpoint instead"
-            )
+        _check_imported_only(name, in_channels, pretrained)
         import torchvision.models as tv
 
         if name.startswith("convnext"):

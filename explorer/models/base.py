@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from explorer.errors import ExplorerError
+from explorer.models.preprocess import preprocess
 from explorer.spec import ModelSpec
 from explorer.types import ModelOutput
 
@@ -106,6 +107,46 @@ class PrototypeModel(Protocol):
     def cell_box(self, cell: tuple[int, int], grid: tuple[int, int]) -> tuple[int, int, int, int]:
         """The input pixels ``(y0, y1, x0, x1)`` (upper bounds exclusive) a feature cell covers."""
         ...
+
+
+class ContractBasics:
+    """What every family's module answers the same way, from its ``spec``, its ``_class_identity``
+    buffer (``[P, C]`` one-hot), its ``features`` backbone and its :attr:`class_weights`."""
+
+    spec: ModelSpec
+    _class_identity: torch.Tensor
+    features: nn.Module
+
+    @property
+    def prototype_class_identity(self) -> torch.Tensor:
+        return self._class_identity
+
+    @property
+    def prototype_classes(self) -> np.ndarray:
+        """``[P]`` the class index of every prototype."""
+        return self._class_identity.argmax(dim=1).cpu().numpy()
+
+    @property
+    def num_classes(self) -> int:
+        return self.spec.num_classes
+
+    @property
+    def class_weights(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    @property
+    def last_layer_weight(self) -> torch.Tensor:
+        return self.class_weights
+
+    @property
+    def feature_layer(self) -> nn.Module:
+        return self.features
+
+    def cell_box(self, cell: tuple[int, int], grid: tuple[int, int]) -> tuple[int, int, int, int]:
+        return uniform_cell_box(cell, grid, self.spec.input_size)
+
+    def preprocess(self, images: Sequence[np.ndarray] | np.ndarray) -> torch.Tensor:
+        return preprocess(images, self.spec)
 
 
 def has(model: PrototypeModel, capability: Capability) -> bool:

@@ -24,13 +24,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
 from explorer.models.backbones import SplitBackbone, build_backbone
-from explorer.models.base import uniform_cell_box
-from explorer.models.preprocess import preprocess
+from explorer.models.base import ContractBasics
 from explorer.spec import ModelSpec
 from explorer.types import ModelOutput
 
@@ -77,7 +75,7 @@ def add_on(in_channels: int, layout: Sequence[str] | None) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class PIPNet(nn.Module):
+class PIPNet(ContractBasics, nn.Module):
     """A PIP-Net built from a :class:`ModelSpec` (``architecture.family == "pipnet"``); satisfies
     :class:`~explorer.models.base.PrototypeModel`."""
 
@@ -108,23 +106,10 @@ class PIPNet(nn.Module):
             "_class_identity", nn.functional.one_hot(classes, spec.num_classes).float()
         )
 
-    # --- the PrototypeModel contract -------------------------------------------------------------
-    @property
-    def prototype_class_identity(self) -> torch.Tensor:
-        return self._class_identity
-
-    @property
-    def prototype_classes(self) -> np.ndarray:
-        """``[P]`` the class each prototype weighs most for (fixed in the spec)."""
-        return self._class_identity.argmax(dim=1).cpu().numpy()
-
+    # --- the PrototypeModel contract (the rest: ContractBasics) ------------------------------------
     @property
     def num_prototypes(self) -> int:
         return self.classification.weight.shape[1]
-
-    @property
-    def num_classes(self) -> int:
-        return self.spec.num_classes
 
     @property
     def class_weights(self) -> torch.Tensor:
@@ -133,20 +118,6 @@ class PIPNet(nn.Module):
     @property
     def class_bias(self) -> torch.Tensor | None:
         return self.classification.bias
-
-    @property
-    def last_layer_weight(self) -> torch.Tensor:
-        return self.classification.weight
-
-    @property
-    def feature_layer(self) -> nn.Module:
-        return self.features
-
-    def cell_box(self, cell: tuple[int, int], grid: tuple[int, int]) -> tuple[int, int, int, int]:
-        return uniform_cell_box(cell, grid, self.spec.input_size)
-
-    def preprocess(self, images: Sequence[np.ndarray] | np.ndarray) -> torch.Tensor:
-        return preprocess(images, self.spec)
 
     # --- forward ---------------------------------------------------------------------------------
     def prototype_maps(self, x: torch.Tensor) -> torch.Tensor:

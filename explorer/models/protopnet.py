@@ -17,13 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
 from explorer.models.backbones import SplitBackbone, build_backbone
-from explorer.models.base import DISTANCES, PROTOTYPE_VECTORS, PUSH, uniform_cell_box
-from explorer.models.preprocess import preprocess
+from explorer.models.base import DISTANCES, PROTOTYPE_VECTORS, PUSH, ContractBasics
 from explorer.spec import DEFAULT_EPSILON, ModelSpec
 from explorer.types import ModelOutput
 
@@ -101,7 +99,7 @@ def add_on_from_layout(in_channels: int, layout: Sequence[str]) -> nn.Sequential
     return nn.Sequential(*layers)
 
 
-class ProtoPNet(nn.Module):
+class ProtoPNet(ContractBasics, nn.Module):
     """A ProtoPNet built from a :class:`ModelSpec`; satisfies :class:`PrototypeModel`."""
 
     family = "ProtoPNet"
@@ -143,23 +141,10 @@ class ProtoPNet(nn.Module):
         with torch.no_grad():
             self.last_layer.weight.copy_(OWN_CLASS_WEIGHT * own + OTHER_CLASS_WEIGHT * (1 - own))
 
-    # --- the PrototypeModel contract -------------------------------------------------------------
-    @property
-    def prototype_class_identity(self) -> torch.Tensor:
-        return self._class_identity
-
-    @property
-    def prototype_classes(self) -> np.ndarray:
-        """``[P]`` the class index of every prototype."""
-        return self._class_identity.argmax(dim=1).cpu().numpy()
-
+    # --- the PrototypeModel contract (the rest: ContractBasics) ------------------------------------
     @property
     def num_prototypes(self) -> int:
         return self.prototype_vectors.shape[0]
-
-    @property
-    def num_classes(self) -> int:
-        return self.spec.num_classes
 
     @property
     def class_weights(self) -> torch.Tensor:
@@ -169,24 +154,10 @@ class ProtoPNet(nn.Module):
     def class_bias(self) -> torch.Tensor | None:
         return None
 
-    @property
-    def last_layer_weight(self) -> torch.Tensor:
-        return self.last_layer.weight
-
-    @property
-    def feature_layer(self) -> nn.Module:
-        return self.features
-
-    def cell_box(self, cell: tuple[int, int], grid: tuple[int, int]) -> tuple[int, int, int, int]:
-        return uniform_cell_box(cell, grid, self.spec.input_size)
-
     def similarity(self, distances: torch.Tensor) -> torch.Tensor:
         """This model's distance → similarity (its spec's activation and ε)."""
         arch = self.spec.architecture
         return similarity_from_distance(distances, arch.activation, arch.epsilon)
-
-    def preprocess(self, images: Sequence[np.ndarray] | np.ndarray) -> torch.Tensor:
-        return preprocess(images, self.spec)
 
     # --- forward ---------------------------------------------------------------------------------
     def conv_features(self, x: torch.Tensor) -> torch.Tensor:
