@@ -1211,20 +1211,22 @@ class Explorer:
         class_identity: Any = None,
         **options: Any,
     ) -> ImportReport:
-        """Imports a ProtoPNet trained elsewhere into a new model folder and registers it here.
+        """Imports a ProtoPNet or PIP-Net trained elsewhere into a new model folder and registers it.
 
         Args:
             checkpoint: an original ProtoPNet checkpoint (the whole pickled model, zip or legacy
-                format), an original state dict, or a CaBRNet checkpoint folder. Nothing in it is run.
+                format), an original state dict, a CaBRNet checkpoint folder, or a public PIP-Net
+                checkpoint (``format="pipnet"``, with ``backbone=``). Nothing in it is run.
             out: the new model folder (must not exist yet, or be empty).
-            format: ``auto``, ``protopnet``, ``protopnet-state-dict`` or ``cabrnet``.
+            format: ``auto``, ``protopnet``, ``protopnet-state-dict``, ``cabrnet`` or ``pipnet``.
             data: an ImageFolder (``train/<class>/``, ``test/<class>/``): class names, the prototypes'
                 nearest training patches (without a push folder), examples, and data-wide analyses.
             push_dir: the original code's push output (``img/`` or ``img/epoch-N/``).
             class_names: the class names (default: the ImageFolder's, else ``class_0``, ...).
             model_id: the new model's id (default: ``out``'s name).
             class_identity: a state dict's prototype classes: a file, a list, or ``"contiguous"``.
-            **options: ``input_size``, ``activation``, ``epsilon`` (for a state dict), and
+            **options: ``input_size``, ``activation``, ``epsilon`` (for a state dict), ``backbone``
+                (for ``pipnet``: ``convnext_tiny_26``, ``convnext_tiny_13`` or ``resnet50``), and
                 ``examples_per_class``, ``check_images``, ``progress``.
 
         Returns:

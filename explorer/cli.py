@@ -291,13 +291,32 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _class_names_file(path: Path) -> list[str]:
+    """One class name per non-empty line (at most 1 MB)."""
+    if not path.is_file():
+        raise ExplorerError(f"--classes: {path} is not a file")
+    if path.stat().st_size > 1 << 20:
+        raise ExplorerError(f"--classes: {path} is larger than 1 MB; it should list class names")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise ExplorerError(f"--classes: {path} is not UTF-8 text") from None
+    return [line.strip() for line in lines if line.strip()]
+
+
 def _import(args: argparse.Namespace) -> int:
     from explorer import Explorer
 
+    class_names = args.class_names
+    if args.classes:
+        if class_names:
+            raise ExplorerError("give the class names once: --classes FILE or --class-names")
+        class_names = _class_names_file(Path(args.classes))
     report = Explorer().import_checkpoint(
         args.checkpoint, args.out, format=args.format, data=args.data, push_dir=args.push_dir,
-        class_names=args.class_names, model_id=args.model_id, class_identity=args.class_identity,
+        class_names=class_names, model_id=args.model_id, class_identity=args.class_identity,
         **({"input_size": args.input_size} if args.input_size else {}),
+        **({"backbone": args.backbone} if args.backbone else {}),
     )  # fmt: skip
     for line in report.summary():
         print(line, file=sys.stderr)
@@ -465,14 +484,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     imports = commands.add_parser(
         "import",
-        help="import an original ProtoPNet or CaBRNet checkpoint into a model folder (runs nothing "
-        "from the file)",
+        help="import an original ProtoPNet, CaBRNet or PIP-Net checkpoint into a model folder (runs "
+        "nothing from the file)",
     )
     imports.add_argument(
         "checkpoint", help="a .pth file (whole pickled model or state dict) or a CaBRNet folder"
     )
     imports.add_argument(
-        "--format", default="auto", choices=["auto", "protopnet", "protopnet-state-dict", "cabrnet"]
+        "--format", default="auto",
+        choices=["auto", "protopnet", "protopnet-state-dict", "cabrnet", "pipnet"],
+    )  # fmt: skip
+    imports.add_argument(
+        "--backbone", choices=["convnext_tiny_26", "convnext_tiny_13", "resnet50"],
+        help="for --format pipnet: the public code's --net (a checkpoint does not name it)",
+    )  # fmt: skip
+    imports.add_argument(
+        "--classes", metavar="FILE", help="a text file with one class name per line, in index order"
     )
     imports.add_argument(
         "--data",

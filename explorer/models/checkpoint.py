@@ -173,6 +173,26 @@ def _all_finite(tensor: torch.Tensor) -> bool:
     return bool(np.isfinite(array).all())
 
 
+def check_state_fits(
+    expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor], where: str, hint: str = ""
+) -> None:
+    """Raises :class:`CheckpointError` unless ``state`` has exactly ``expected``'s keys and shapes
+    (``where`` starts the message, ``hint`` ends it)."""
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{where}weights do not match the spec's architecture "
+            f"(missing: {missing[:3]}, unexpected: {unexpected[:3]}){hint}"
+        )
+    for key, tensor in state.items():
+        if tensor.shape != expected[key].shape:
+            raise CheckpointError(
+                f"{where}tensor '{key}' has shape {tuple(tensor.shape)}, "
+                f"the spec needs {tuple(expected[key].shape)}{hint}"
+            )
+
+
 def load_model(folder: str | Path) -> ModelBundle:
     """Loads a model folder without executing any code from it.
 
@@ -198,20 +218,8 @@ def load_model(folder: str | Path) -> ModelBundle:
         model = build_model(spec)
     except ValueError as error:
         raise CheckpointError(f"{folder.name}: {error}") from None
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{folder.name}: weights do not match the spec's architecture "
-            f"(missing: {missing[:3]}, unexpected: {unexpected[:3]})"
-        )
+    check_state_fits(model.state_dict(), state, f"{folder.name}: ")
     for key, tensor in state.items():
-        if tensor.shape != expected[key].shape:
-            raise CheckpointError(
-                f"{folder.name}: tensor '{key}' has shape {tuple(tensor.shape)}, "
-                f"the spec needs {tuple(expected[key].shape)}"
-            )
         if tensor.is_floating_point() and not _all_finite(tensor):
             raise CheckpointError(f"{folder.name}: tensor '{key}' holds NaN or infinite values")
     model.load_state_dict(state)

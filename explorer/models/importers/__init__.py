@@ -21,7 +21,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,7 +62,10 @@ IMPORTERS: dict[str, Importer] = {
     importer.name: importer
     for importer in (ProtoPNetPickle(), ProtoPNetStateDict(), CaBRNetFolder())
 }
-FORMATS = ("auto", *IMPORTERS)
+FORMATS = ("auto", *IMPORTERS, "pipnet")
+PIPNET_SOURCES = (
+    "none: PIP-Net has no push; its prototypes are shown by their top-k training patches"
+)
 CHECK_IMAGES = 2
 CHECK_SEED = 0
 TOLERANCE = 1e-6  # float64 logits, relative to the largest |logit| (at least 1)
@@ -141,9 +144,11 @@ class ImportReport:
             f"{counts[0]} per class" if (counts == counts[0]).all()
             else f"{counts.min()}–{counts.max()} per class"
         )  # fmt: skip
-        activation = (
-            f"log((d + 1) / (d + {self.epsilon:g}))" if self.activation == "log" else "−d (linear)"
-        )
+        activation = {
+            "log": f"log((d + 1) / (d + {self.epsilon:g}))",
+            "linear": "−d (linear)",
+            "pipnet": "PIP-Net presence: softmax over channels, max-pool, below 0.1 → 0",
+        }[self.activation]
         lines = [
             f"imported {self.checkpoint} ({self.format}) into {self.folder}",
             f"architecture: {self.backbone_description}; add-on {', '.join(self.add_on) or 'none'}",
@@ -177,6 +182,32 @@ def detect_format(path: Path) -> str:
     if PPNET in found or not found <= TENSOR_GLOBALS:
         return "protopnet"  # its reader names anything unexpected
     return "protopnet-state-dict"
+
+
+def _image_folder(data: str | Path | None, size: int) -> tuple[ImageSet | None, ImageSet | None]:
+    """The train and test splits of ``--data`` at the model's input size (``None``s without)."""
+    if data is None:
+        return None, None
+    from explorer.data.folder import load_image_folder
+
+    try:
+        train = load_image_folder(data, "train", size)
+        test = load_image_folder(data, "test", size)
+    except ExplorerError as error:
+        raise CheckpointError(f"--data: {error}") from None
+    if test.class_names != train.class_names:
+        raise CheckpointError("--data: the train and test splits have different class folders")
+    return train, test
+
+
+def _dataset_entry(data: str | Path | None, train: ImageSet | None, test: ImageSet | None) -> dict:
+    if train is None:
+        return {}
+    return {
+        "name": str(Path(data).expanduser().resolve()),
+        "train_images": len(train),
+        **({"test_images": len(test)} if test is not None else {}),
+    }
 
 
 def _class_names(
@@ -296,6 +327,31 @@ def _equality(net: ImportedNetwork, folder: Path, count: int) -> dict[str, float
     return result
 
 
+def _write_through_temporary(
+    out: Path, write: Callable[[Path], dict[str, float]]
+) -> dict[str, float]:
+    """Runs ``write(folder)`` on a hidden temporary folder beside ``out`` (an explorer scanning the
+    parent never sees it) and renames it into place once ``write`` (which checks what it wrote)
+    returned; on any failure nothing is left, not even the parents it created."""
+    created = [p for p in (out.parent, *out.parent.parents) if not p.exists()][::-1]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix=f".{out.name}.import-", dir=out.parent))
+    try:
+        checks = write(temporary / "model")
+        try:
+            os.rename(temporary / "model", out)  # fails if ``out`` appeared meanwhile, not empty
+        except OSError as error:
+            raise CheckpointError(f"cannot create {out}: {error.strerror or error}") from None
+        temporary.rmdir()
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        for folder in reversed(created):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+    return checks
+
+
 def import_checkpoint(
     path: str | Path,
     out: str | Path,
@@ -311,6 +367,7 @@ def import_checkpoint(
     examples_per_class: int = EXAMPLES_PER_CLASS,
     check_images: int = CHECK_IMAGES,
     progress: Progress | None = None,
+    backbone: str | None = None,
 ) -> ImportReport:
     """Imports a checkpoint into a new model folder ``out``.
 
@@ -332,6 +389,8 @@ def import_checkpoint(
         examples_per_class: test images stored as examples per class (with ``data``; 0: none).
         check_images: random inputs of the equality check.
         progress: wraps the iteration over training batches of the nearest-patch search.
+        backbone: for ``pipnet``: the public code's ``--net`` (``convnext_tiny_26``,
+            ``convnext_tiny_13``, ``resnet50``); required, a checkpoint does not name it.
 
     Returns:
         What was found and the equality check.
@@ -346,23 +405,17 @@ def import_checkpoint(
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist")
     _check_out(out)
+    if format == "pipnet":
+        return _import_pipnet(
+            path, out, backbone, data, class_names, model_id, input_size or 224,
+            examples_per_class, check_images,
+        )  # fmt: skip
     chosen = detect_format(path) if format == "auto" else format
     importer = IMPORTERS[chosen]
     options = ReadOptions(class_identity, input_size, activation, epsilon)
     net = importer.read(path, options)
 
-    train = test = None
-    if data is not None:
-        from explorer.data.folder import load_image_folder
-
-        size = net.input_size[0]
-        try:
-            train = load_image_folder(data, "train", size)
-            test = load_image_folder(data, "test", size)
-        except ExplorerError as error:
-            raise CheckpointError(f"--data: {error}") from None
-        if test.class_names != train.class_names:
-            raise CheckpointError("--data: the train and test splits have different class folders")
+    train, test = _image_folder(data, net.input_size[0])
     names = _class_names(class_names, train, net.num_classes)
     model_id = model_id or out.name
     sha = _sha256(path)
@@ -380,15 +433,7 @@ def import_checkpoint(
         mean=net.mean,
         std=net.std,
         class_names=names,
-        dataset=(
-            {
-                "name": str(Path(data).expanduser().resolve()),
-                "train_images": len(train),
-                **({"test_images": len(test)} if test is not None else {}),
-            }
-            if train is not None
-            else {}
-        ),
+        dataset=_dataset_entry(data, train, test),
         training={"imported_from": net.where, "format": chosen, "sha256": sha},
     )
     try:
@@ -414,26 +459,12 @@ def import_checkpoint(
     model.spec = spec
     examples = _examples(test, spec, examples_per_class) if test and examples_per_class else {}
 
-    created = [p for p in (out.parent, *out.parent.parents) if not p.exists()][::-1]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # the folder is written one level down in a hidden temporary folder beside ``out`` (so an
-    # explorer scanning the parent never sees it) and renamed into place once it passed the checks
-    temporary = Path(tempfile.mkdtemp(prefix=f".{out.name}.import-", dir=out.parent))
-    try:
-        save_model(model, temporary / "model", sources.records, sources.images, examples)
-        (temporary / "model" / "README.md").write_text(model_card_markdown(spec))
-        checks = _equality(net, temporary / "model", check_images)
-        try:
-            os.rename(temporary / "model", out)  # fails if ``out`` appeared meanwhile, not empty
-        except OSError as error:
-            raise CheckpointError(f"cannot create {out}: {error.strerror or error}") from None
-        temporary.rmdir()
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        for folder in reversed(created):
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-        raise
+    def write(folder: Path) -> dict[str, float]:
+        save_model(model, folder, sources.records, sources.images, examples)
+        (folder / "README.md").write_text(model_card_markdown(spec))
+        return _equality(net, folder, check_images)
+
+    checks = _write_through_temporary(out, write)
     return ImportReport(
         format=chosen,
         checkpoint=net.where,
@@ -455,6 +486,115 @@ def import_checkpoint(
         sources_detail=sources.detail,
         check_images=check_images,
         notes=tuple(net.notes),
+        **checks,
+    )
+
+
+def _import_pipnet(
+    path: Path,
+    out: Path,
+    backbone: str | None,
+    data: str | Path | None,
+    class_names: Sequence[str] | str | None,
+    model_id: str | None,
+    input_size: int,
+    examples_per_class: int,
+    check_images: int,
+) -> ImportReport:
+    """``import_checkpoint`` for a public PIP-Net checkpoint (see :mod:`.pipnet`)."""
+    from explorer.models.importers.pipnet import (
+        build_pipnet,
+        pipnet_spec,
+        public_logits,
+        read_pipnet,
+    )
+
+    if backbone is None:
+        raise CheckpointError(
+            "a PIP-Net checkpoint does not name its backbone: give --backbone "
+            "convnext_tiny_26, convnext_tiny_13 or resnet50 (the public code's --net)"
+        )
+    checkpoint = read_pipnet(path, backbone)
+    train, test = _image_folder(data, input_size)
+    names = _class_names(class_names, train, checkpoint.num_classes)
+    model_id = model_id or out.name
+    sha = _sha256(path)
+    spec = pipnet_spec(checkpoint, model_id, names, input_size, path.name)
+    training = {"imported_from": path.name, "format": "pipnet", "sha256": sha,
+                "sources": "none", **({"notes": list(checkpoint.notes)} if checkpoint.notes else {})}  # fmt: skip
+    spec = ModelSpec(**{**spec.__dict__, "dataset": _dataset_entry(data, train, test),
+                        "training": training})  # fmt: skip
+    try:
+        model = build_pipnet(checkpoint, spec)
+    except (RuntimeError, ValueError) as error:
+        if isinstance(error, CheckpointError):
+            raise
+        raise CheckpointError(f"{path.name}: cannot rebuild the network ({error})") from None
+    if test is not None:
+        accuracy = {"test": round(_accuracy(model, test), 4)}
+        spec = ModelSpec(**{**spec.__dict__, "accuracy": accuracy})
+        model.spec = spec
+    examples = _examples(test, spec, examples_per_class) if test and examples_per_class else {}
+
+    @torch.no_grad()
+    def write(folder: Path) -> dict[str, float]:
+        save_model(model, folder, (), None, examples)
+        (folder / "README.md").write_text(model_card_markdown(spec))
+        written = load_model(folder).model
+        generator = torch.Generator().manual_seed(CHECK_SEED)
+        x = torch.randn(check_images, 3, input_size, input_size, generator=generator)
+        ours32 = written(x)
+        reference32 = public_logits(checkpoint, written, x)
+        written.double()
+        ours64 = written(x.double()).logits
+        reference64 = public_logits(checkpoint, written, x.double())
+        logit64 = float((ours64 - reference64).abs().max())
+        weight = checkpoint.state["classification.weight"]
+        if logit64 > TOLERANCE * max(1.0, float(reference64.abs().max())):
+            raise CheckpointError(
+                f"{path.name}: the rebuilt network does not reproduce the checkpoint (max |Δ logit| "
+                f"= {logit64:.3g}); nothing was written"
+            )
+        return {
+            "max_tensor_difference": float(
+                (written.class_weights.float() - torch.relu(weight).float()).abs().max()
+            ),
+            "max_logit_difference": logit64,
+            "max_score_difference": 0.0,
+            "max_logit_difference_float32": float(
+                (ours32.logits.double() - reference32.double()).abs().max()
+            ),
+        }
+
+    checks = _write_through_temporary(out, write)
+    counts = tuple(
+        int(c) for c in np.bincount(spec.prototype_classes, minlength=checkpoint.num_classes)
+    )
+    layout = spec.architecture.add_on_layout
+    return ImportReport(
+        format="pipnet",
+        checkpoint=path.name,
+        sha256=sha,
+        folder=out,
+        model_id=model_id,
+        backbone=checkpoint.backbone,
+        backbone_description=f"PIP-Net's {backbone} (torchvision definition, its stride changes)",
+        backbone_options={},
+        add_on=(
+            *((f"conv →{layout[0].split(':')[1]}",) if layout else ()),
+            "Softmax over channels",
+        ),
+        num_classes=checkpoint.num_classes,
+        prototypes_per_class=counts,
+        activation="pipnet",
+        epsilon=0.0,
+        input_size=(input_size, input_size),
+        mean=spec.mean,
+        std=spec.std,
+        sources="none",
+        sources_detail=PIPNET_SOURCES,
+        check_images=check_images,
+        notes=checkpoint.notes,
         **checks,
     )
 
