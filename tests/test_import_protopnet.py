@@ -131,7 +131,7 @@ def test_both_save_formats_give_the_same_model(made, tmp_path: Path) -> None:
 
 
 def test_detect_format(made, tmp_path: Path) -> None:
-    assert FORMATS == ("auto", "protopnet", "protopnet-state-dict", "cabrnet")
+    assert FORMATS == ("auto", "protopnet", "protopnet-state-dict", "cabrnet", "pipnet")
     assert detect_format(made("vgg")[0]) == "protopnet"
     assert detect_format(made("legacy")[0]) == "protopnet"
     assert detect_format(made("state_dict")[0]) == "protopnet-state-dict"
