@@ -171,6 +171,17 @@ def _train_config(
     """The training configuration of a shipped preset, or of an ImageFolder with its defaults."""
     from explorer.data import GENERATED, with_data_seed
     from explorer.train.config import PRESETS, TrainConfig
+    from explorer.train.pipnet_trainer import PIPNET_PRESETS, PROTOPNET_ONLY
+
+    if preset in PIPNET_PRESETS:
+        given = sorted(k for k, v in overrides.items() if v is not None and k in PROTOPNET_ONLY)
+        if given:
+            raise ExplorerError(
+                f"the PIP-Net preset '{preset}' has no {', '.join(given)} (ProtoPNet's stages); "
+                "its stages are pretraining, last layer and joint training"
+            )
+        overrides = {k: v for k, v in overrides.items() if k not in PROTOPNET_ONLY}
+    presets = {**PRESETS, **PIPNET_PRESETS}
 
     if model_id is not None and not MODEL_ID.fullmatch(model_id):
         raise ExplorerError(
@@ -178,9 +189,9 @@ def _train_config(
             "starting with a letter or digit"
         )
     if preset:
-        if preset not in PRESETS:
-            raise ExplorerError(f"unknown preset '{preset}' (presets: {', '.join(PRESETS)})")
-        config = PRESETS[preset]
+        if preset not in presets:
+            raise ExplorerError(f"unknown preset '{preset}' (presets: {', '.join(presets)})")
+        config = presets[preset]
         if data_seed is not None:
             if config.dataset not in GENERATED:
                 raise ExplorerError(
@@ -1170,8 +1181,8 @@ class Explorer:
 
         Args:
             out: the model folder to write (default ``weights/<model id>`` under the current folder).
-            preset: a shipped model's configuration (``fashion_mnist``, ``synthetic``, ``elpv``) or
-                known-answer B's (``blobs``).
+            preset: a shipped model's configuration (``fashion_mnist``, ``synthetic``, ``elpv``),
+                known-answer B's (``blobs``), or a PIP-Net's (``synthetic_pipnet``).
             data: instead of a preset, an ImageFolder root with ``train/<class>/`` and
                 ``test/<class>/``.
             model_id: the new model's id (default: the preset's, or the data folder's name); it
@@ -1190,11 +1201,12 @@ class Explorer:
         Raises:
             ExplorerError: neither a preset nor data is given, or the data cannot be read.
         """
+        from explorer.train.pipnet_trainer import PIPNetConfig, train_pipnet
         from explorer.train.trainer import train
 
         config = _train_config(preset, data, model_id, backbone, input_size, overrides, data_seed)
         folder = Path(out or Path("weights") / config.model_id)
-        train(config, folder)
+        (train_pipnet if isinstance(config, PIPNetConfig) else train)(config, folder)
         return self._register(folder)
 
     # --- importing -----------------------------------------------------------------------------

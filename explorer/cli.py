@@ -338,7 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser(
         "train", help="train a ProtoPNet (a shipped preset or your ImageFolder)"
     )
-    train.add_argument("--preset", choices=["fashion_mnist", "synthetic", "elpv", "blobs"])
+    train.add_argument(
+        "--preset", choices=["fashion_mnist", "synthetic", "elpv", "blobs", "synthetic_pipnet"]
+    )
     train.add_argument("--data", help="ImageFolder root with train/<class>/ and test/<class>/")
     train.add_argument(
         "--backbone", default="efficientnet_lite0", choices=["efficientnet_lite0", "small_cnn"]

@@ -110,3 +110,17 @@ def test_train_model_id_names_a_preset_model_too_and_a_bad_one_is_refused() -> N
     for bad in ("", "../up", "a b", ".hidden", "x" * 65):
         with pytest.raises(ExplorerError, match=r"model id .* is not usable: 1 to 64"):
             _train_config("synthetic", None, bad, "small_cnn", None, {})
+
+
+def test_the_pipnet_preset_trains_a_pipnet_and_refuses_protopnet_stages(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from explorer.api import _train_config
+    from explorer.cli import main
+    from explorer.train.pipnet_trainer import PIPNetConfig
+
+    config = _train_config("synthetic_pipnet", None, "p2", "small_cnn", None, {"seed": 2}, 1)
+    assert isinstance(config, PIPNetConfig)
+    assert (config.model_id, config.seed, config.dataset) == ("p2", 2, "synthetic@1")
+    assert main(["train", "--preset", "synthetic_pipnet", "--joint-epochs", "3"]) == 2
+    assert "has no joint_epochs (ProtoPNet's stages)" in capsys.readouterr().err

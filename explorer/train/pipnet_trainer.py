@@ -57,6 +57,14 @@ WEIGHT_SHRINK = 1e-3
 NONZERO = 1e-3
 """A weight above this counts (the public code's scoring sheet and sparsity ratio)."""
 TOP_K_CLEANUP = 10
+PROTOPNET_ONLY = (
+    "warm_epochs",
+    "joint_epochs",
+    "last_epochs",
+    "prototypes_per_class",
+    "push_on_object",
+)
+"""Training options of ProtoPNet's stages that a PIP-Net run does not have."""
 
 
 @dataclass(frozen=True)
