@@ -1069,6 +1069,7 @@ class Explorer:
             model.last_layer_weight.detach().numpy(),
             model.prototype_classes,
             bundle.spec.input_size,
+            presence_threshold=model.presence_threshold,
         )
 
     def explain(self, image: Any, model_id: str | None = None, **options: Any) -> Explanation:
@@ -1162,6 +1163,7 @@ class Explorer:
             logits=tuple(float(v) for v in acts.logits),
             predicted=predicted,
             top_prototypes=evidence,
+            nothing_present=acts.nothing_present,
         )
 
     # --- training ----------------------------------------------------------------------------

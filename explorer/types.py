@@ -82,7 +82,10 @@ class PrototypeEvidence:
 class Prediction:
     """A model's answer for one image, with the prototypes that drove it.
 
-    ``contributions`` to the predicted class (similarity x weight) sum to its logit.
+    ``contributions`` to the predicted class (similarity x weight) sum to its logit (minus the
+    bias, where the family has one). ``nothing_present``: no prototype is present (PIP-Net: every
+    presence score below 0.1), so the model gives no evidence for any class and ``predicted`` is
+    only the first of equal logits — an "I don't know".
     """
 
     model_id: str
@@ -92,6 +95,7 @@ class Prediction:
     logits: tuple[float, ...]
     predicted: int
     top_prototypes: tuple[PrototypeEvidence, ...] = field(default=())
+    nothing_present: bool = False
 
     @property
     def predicted_class(self) -> str:
@@ -110,4 +114,5 @@ class Prediction:
             "probabilities": dict(zip(self.class_names, self.probabilities, strict=True)),
             "logits": dict(zip(self.class_names, self.logits, strict=True)),
             "top_prototypes": [asdict(p) for p in self.top_prototypes],
+            "nothing_present": self.nothing_present,
         }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,3 +101,43 @@ def test_a_pipnet_folder_round_trips_and_the_spec_is_checked(tmp_path) -> None:
     data["architecture"]["bias"] = True
     with pytest.raises(CheckpointError, match="true only for pipnet"):
         ModelSpec.from_dict(data)
+
+
+def _silent_pipnet_folder(folder: Path) -> Path:
+    """A PIP-Net whose 12 prototypes are never present (a zero 1x1 conv: softmax 1/12 < 0.1)."""
+    spec = _spec(12, ("conv:12",), bias=True, size=8)
+    model = PIPNet(spec).eval()
+    with torch.no_grad():
+        model.add_on[0].weight.zero_()
+        model.add_on[0].bias.zero_()
+        model.classification.bias.copy_(torch.tensor([0.0, 0.0]))
+    save_model(model, folder)
+    return folder
+
+
+def test_nothing_present_is_said_plainly_in_the_library_and_the_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from explorer import Explorer
+    from explorer.cli import main
+    from explorer.viz.text import explanation_summary
+
+    folder = _silent_pipnet_folder(tmp_path / "silent")
+    explorer = Explorer(model_dirs=(folder,), cache_root=tmp_path / "cache")
+    image = np.full((8, 8, 3), 90, np.uint8)
+    prediction = explorer.predict(image, "tiny")
+    assert prediction.nothing_present and prediction.to_dict()["nothing_present"] is True
+    assert all(p.contribution == 0.0 for p in prediction.top_prototypes)
+    explanation = explorer.explain(image, "tiny", top_k=3)
+    assert explanation.activations.nothing_present
+    summary = explanation_summary(explanation)
+    assert summary.startswith("**No prototype is present**") and "I don't know" in summary
+    # a ProtoPNet has no presence threshold and never says so
+    shipped = Explorer(cache_root=tmp_path / "cache2")
+    assert not shipped.predict(shipped.example_image(0, "synthetic"), "synthetic").nothing_present
+    path = tmp_path / "grey.png"
+    from PIL import Image
+
+    Image.fromarray(image).save(path)
+    assert main(["predict", str(path), "--models", str(folder), "--model", "tiny"]) == 0
+    assert '"nothing_present": true' in capsys.readouterr().out

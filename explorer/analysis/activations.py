@@ -29,6 +29,7 @@ class ImageActivations:
         contributions: ``[C, P]`` ``W[c, j] * s_j`` (rows sum to the logits).
         prototype_classes: ``[P]`` class of each prototype.
         input_size: ``(H, W)`` of the model input (maps are upsampled to it).
+        presence_threshold: the family's (PIP-Net: scores below 0.1 are zero), or ``None``.
     """
 
     scores: np.ndarray
@@ -38,6 +39,13 @@ class ImageActivations:
     contributions: np.ndarray
     prototype_classes: np.ndarray
     input_size: tuple[int, int]
+    presence_threshold: float | None = None
+
+    @property
+    def nothing_present(self) -> bool:
+        """No prototype is present (a family with a presence threshold, every score zero): the
+        model has no evidence for any class, and its argmax is no answer."""
+        return self.presence_threshold is not None and not np.any(self.scores)
 
     @property
     def predicted(self) -> int:
@@ -76,6 +84,7 @@ def image_activations(
     prototype_classes: np.ndarray,
     input_size: tuple[int, int],
     index: int = 0,
+    presence_threshold: float | None = None,
 ) -> ImageActivations:
     """Plain-data activations of image ``index`` of a batch output.
 
@@ -85,6 +94,7 @@ def image_activations(
         prototype_classes: ``[P]`` class of each prototype.
         input_size: ``(H, W)`` the model input size.
         index: which image of the batch.
+        presence_threshold: the model's (``model.presence_threshold``).
     """
     scores = output.scores[index].detach().cpu().numpy()
     logits = output.logits[index].detach().cpu().double().numpy()
@@ -98,4 +108,5 @@ def image_activations(
         contributions=contributions(scores, weight),
         prototype_classes=np.asarray(prototype_classes),
         input_size=input_size,
+        presence_threshold=presence_threshold,
     )

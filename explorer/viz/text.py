@@ -31,6 +31,13 @@ def explanation_summary(explanation: Explanation, strongest: int = 2) -> str:
     predicted = acts.predicted
     size = acts.input_size
     target = explanation.target_class
+    if acts.nothing_present:
+        return (
+            f"**No prototype is present** in this image: every presence score is below "
+            f"{acts.presence_threshold:g}, so the model has no evidence for any class (all "
+            f"{len(acts.scores)} prototypes add 0). Read it as *I don't know*, not as "
+            f"*{names[predicted]}*, the first of its equal logits."
+        )
     parts = [f"Predicted *{names[predicted]}* ({acts.probabilities[predicted]:.2f})."]
     if target != predicted:
         parts.append(f"Evidence shown for *{names[target]}* ({acts.probabilities[target]:.2f}).")
