@@ -141,3 +141,21 @@ def test_nothing_present_is_said_plainly_in_the_library_and_the_cli(
     Image.fromarray(image).save(path)
     assert main(["predict", str(path), "--models", str(folder), "--model", "tiny"]) == 0
     assert '"nothing_present": true' in capsys.readouterr().out
+
+
+def test_without_push_a_prototype_is_shown_by_its_nearest_training_patch(tmp_path: Path) -> None:
+    from explorer.analysis.nearest import nearest_patches
+    from explorer.analysis.prototypes import BY_NEAREST, prototype_view
+
+    torch.manual_seed(2)
+    save_model(PIPNet(_spec(6, ("conv:6",), size=8)).eval(), tmp_path / "m")
+    bundle = load_model(tmp_path / "m")
+    with pytest.raises(ValueError, match="no push sources .*compute them first"):
+        prototype_view(bundle, 0)
+    images = np.random.default_rng(4).integers(0, 256, (5, 8, 8, 3), dtype=np.uint8)
+    nearest = nearest_patches(bundle.model, images, np.array([0, 1, 0, 1, 0]), "train", k=2)
+    view = prototype_view(bundle, 3, {"train": nearest})
+    assert view.shown_by == BY_NEAREST
+    best = int(nearest.images[3, 0])
+    assert view.record.source_index == best and np.array_equal(view.source, images[best])
+    assert view.self_activation.shape == (8, 8)

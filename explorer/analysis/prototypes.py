@@ -12,6 +12,9 @@ from explorer.boxes import upsample_map
 from explorer.models.checkpoint import ModelBundle
 from explorer.types import PrototypeRecord
 
+BY_PUSH = "push"
+BY_NEAREST = "nearest training patch"
+
 
 @dataclass(frozen=True)
 class PrototypeView:
@@ -25,6 +28,8 @@ class PrototypeView:
         self_activation: ``[H, W]`` its similarity map on its own source image (upsampled).
         weights: ``[C]`` its last-layer weights.
         nearest: nearest patches per split that are stored (``train`` / ``test``).
+        shown_by: :data:`BY_PUSH` (its push source) or :data:`BY_NEAREST` (a family without push,
+            PIP-Net, or an import without sources: its nearest training patch stands in).
     """
 
     index: int
@@ -34,6 +39,7 @@ class PrototypeView:
     self_activation: np.ndarray
     weights: np.ndarray
     nearest: dict[str, NearestPatches]
+    shown_by: str = "push"
 
     def purity(self, split: str) -> float:
         """Share of its nearest patches in ``split`` that come from its own class."""
@@ -43,23 +49,50 @@ class PrototypeView:
 def prototype_view(
     bundle: ModelBundle, prototype: int, nearest: dict[str, NearestPatches] | None = None
 ) -> PrototypeView:
-    """Builds the view of one prototype (one forward pass on its source image)."""
-    if not bundle.projection:
-        raise ValueError(f"{bundle.spec.model_id} was never pushed: its prototypes have no source")
+    """Builds the view of one prototype (one forward pass on its source image).
+
+    A model without push sources (PIP-Net has no push; an import may have none) is shown by its
+    nearest training patch, once the nearest-patch pass over the train split is stored.
+
+    Raises:
+        ValueError: the prototype is out of range, or the model has no sources and its nearest
+            training patches are not computed yet (the message says how to compute them).
+    """
     if not 0 <= prototype < bundle.spec.num_prototypes:
         raise ValueError(
             f"prototype {prototype} is out of range (0..{bundle.spec.num_prototypes - 1})"
         )
     model = bundle.model
-    source = bundle.source_image(prototype)
+    nearest = dict(nearest or {})
+    if bundle.projection:
+        record, shown_by = bundle.projection[prototype], BY_PUSH
+        source = bundle.source_image(prototype)
+    elif "train" in nearest:
+        train = nearest["train"]
+        record = PrototypeRecord(
+            index=prototype,
+            class_index=int(model.prototype_classes[prototype]),
+            source_index=int(train.images[prototype, 0]),
+            cell=(int(train.cells[prototype, 0, 0]), int(train.cells[prototype, 0, 1])),
+            box=tuple(int(v) for v in train.boxes[prototype, 0]),  # type: ignore[arg-type]
+            source_file="",
+        )
+        source, shown_by = train.pixels[prototype, 0], BY_NEAREST
+    else:
+        raise ValueError(
+            f"{bundle.spec.model_id} has no push sources ({getattr(model, 'family', 'its family')}"
+            " is shown by its nearest training patches): compute them first (Compute nearest "
+            "patches, or `python -m explorer analyse`)"
+        )
     with torch.inference_mode():
         maps = model(model.preprocess([source])).similarity_maps[0, prototype].numpy()
     return PrototypeView(
         index=prototype,
         class_index=int(model.prototype_classes[prototype]),
-        record=bundle.projection[prototype],
+        record=record,
         source=source,
         self_activation=upsample_map(maps, bundle.spec.input_size),
         weights=model.class_weights[:, prototype].detach().numpy().copy(),
-        nearest=dict(nearest or {}),
+        nearest=nearest,
+        shown_by=shown_by,
     )

@@ -61,10 +61,16 @@ def nearest_gallery(
 def detail_text(explorer: Explorer, model_id: str, view: PrototypeView) -> str:
     names = explorer.class_names(model_id)
     record = view.record
+    where = (
+        f"Projected onto training image {record.source_index}"
+        if view.shown_by == "push"
+        else f"No push in this family: shown by its nearest training patch, image "
+        f"{record.source_index}"
+    )
     lines = [
         f"### Prototype {view.index} — class *{names[view.class_index]}*",
-        f"Projected onto training image {record.source_index}, feature cell {record.cell}; "
-        f"box (y0, y1, x0, x1) = {record.box} in model-input pixels.",
+        f"{where}, feature cell {record.cell}; box (y0, y1, x0, x1) = {record.box} in "
+        "model-input pixels.",
     ]
     for split in SPLITS:
         if split in view.nearest:
