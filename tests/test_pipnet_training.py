@@ -135,3 +135,5 @@ def test_a_tiny_run_writes_a_pipnet_folder_with_its_sparsity(tmp_path: Path) -> 
     listed = np.asarray(bundle.spec.prototype_classes)
     assert (listed[used.numpy()] == weight.argmax(dim=0).numpy()[used.numpy()]).all()
     assert len(bundle.examples()) == 6
+    card = (tmp_path / "m" / "README.md").read_text()
+    assert "PIP-Net on `small_cnn`" in card and "present per image on average" in card

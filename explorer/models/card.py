@@ -12,6 +12,7 @@ ACCURACY_LABELS = {
     "after_push": "right after push",
     "after_last_layer": "final: after push + last-layer optimisation",
     "train_after_last_layer": "final, on the training split",
+    "before_cleanup": "PIP-Net: after training, before silent prototypes lose their weights",
     "test": "on the test split of the ImageFolder given at import",
 }
 
@@ -20,6 +21,8 @@ def architecture_line(spec: ModelSpec) -> str:
     """One line on the network: backbone, prototypes (per class when not in equal blocks), depth,
     add-on stages and the similarity function when they differ from ours."""
     arch = spec.architecture
+    if arch.family == "pipnet":
+        return _pipnet_line(spec)
     counts = np.bincount(spec.prototype_classes, minlength=spec.num_classes)
     per_class = (
         f"{counts[0]} prototypes per class"
@@ -38,6 +41,27 @@ def architecture_line(spec: ModelSpec) -> str:
     elif arch.epsilon != DEFAULT_EPSILON:
         parts.append(f"similarity log((d + 1) / (d + {arch.epsilon:g}))")
     return ", ".join(parts)
+
+
+def _pipnet_line(spec: ModelSpec) -> str:
+    """PIP-Net: prototypes belong to no class; what the head computes, and its measured size."""
+    arch = spec.architecture
+    conv = f"a 1x1 conv to {arch.prototype_dim} channels, then " if arch.add_on_layout else ""
+    line = (
+        f"PIP-Net on `{arch.backbone}` {arch.backbone_options or ''}".rstrip()
+        + f", {arch.prototype_dim} prototypes ({conv}a softmax over the channels at every cell; "
+        "presence = the max over cells, below 0.1 set to 0), non-negative last layer"
+        + (" with a bias" if arch.bias else "")
+    )
+    size = spec.training.get("sparsity_test")
+    if size:
+        line += (
+            f"; measured on the test split: {size['nonzero_weights']:.0%} of the weights non-zero, "
+            f"{size['prototypes_used']} prototypes used, {size['prototypes_per_class']:g} per class, "
+            f"{size['present_per_image']:g} present per image on average, "
+            f"{size['abstained']:.1%} of images with no evidence"
+        )
+    return line
 
 
 def _imported(spec: ModelSpec) -> bool:
