@@ -150,7 +150,7 @@ def test_without_push_a_prototype_is_shown_by_its_nearest_training_patch(tmp_pat
     torch.manual_seed(2)
     save_model(PIPNet(_spec(6, ("conv:6",), size=8)).eval(), tmp_path / "m")
     bundle = load_model(tmp_path / "m")
-    with pytest.raises(ValueError, match="no push sources .*compute them first"):
+    with pytest.raises(ValueError, match=r"no push sources .*compute them first"):
         prototype_view(bundle, 0)
     images = np.random.default_rng(4).integers(0, 256, (5, 8, 8, 3), dtype=np.uint8)
     nearest = nearest_patches(bundle.model, images, np.array([0, 1, 0, 1, 0]), "train", k=2)

@@ -137,3 +137,21 @@ def test_a_tiny_run_writes_a_pipnet_folder_with_its_sparsity(tmp_path: Path) -> 
     assert len(bundle.examples()) == 6
     card = (tmp_path / "m" / "README.md").read_text()
     assert "PIP-Net on `small_cnn`" in card and "present per image on average" in card
+
+
+def test_the_trained_pipnet_reaches_its_recorded_accuracy_and_sparsity() -> None:
+    from explorer.data.synthetic import load_synthetic
+    from explorer.train.pipnet_trainer import presence_scores
+
+    folder = Path(__file__).resolve().parents[1] / "bench" / "pipnet_models" / "synthetic_pipnet"
+    bundle = load_model(folder)
+    test = load_synthetic("test")
+    x = bundle.model.preprocess(test.images)
+    with torch.inference_mode():
+        logits = torch.cat([bundle.model(x[i : i + 200]).logits for i in range(0, len(x), 200)])
+    accuracy = float((logits.argmax(dim=1).numpy() == test.labels).mean())
+    assert accuracy == pytest.approx(bundle.spec.accuracy["after_last_layer"], abs=5e-5)
+    assert accuracy >= 0.95
+    measured = sparsity(bundle.model, presence_scores(bundle.model, x))
+    assert measured == bundle.spec.training["sparsity_test"]
+    assert measured["nonzero_weights"] < 0.30 and measured["present_per_image"] <= 10
