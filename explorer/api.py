@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from explorer.analysis.activations import ImageActivations, image_activations
+from explorer.analysis.activations import ImageActivations, model_activations
 from explorer.analysis.attribute_sets import (
     MODES,
     attributes_cache_name,
@@ -39,7 +39,7 @@ from explorer.analysis.attributes import (
 )
 from explorer.analysis.nearest import NearestPatches, nearest_patches
 from explorer.analysis.packing import AnalysisRun, pack_results
-from explorer.analysis.prototypes import PrototypeView, prototype_view
+from explorer.analysis.prototypes import PrototypeView, ShownSource, prototype_view, shown_source
 from explorer.analysis.redundancy import (
     DEFAULT_THRESHOLD,
     Cluster,
@@ -60,6 +60,7 @@ from explorer.folder_analyses import (
     write_folder_analyses,
 )
 from explorer.images import load_image
+from explorer.models.base import CAPABILITIES, not_applicable_line
 from explorer.models.card import model_card_markdown
 from explorer.models.checkpoint import SPEC_FILE, ModelBundle, example_class, load_model, read_png
 from explorer.models.preprocess import forward_batch_size
@@ -388,6 +389,23 @@ class Explorer:
     def num_prototypes(self, model_id: str | None = None) -> int:
         return self.spec(model_id).num_prototypes
 
+    def not_applicable(self, model_id: str | None, capability: str) -> str | None:
+        """One line for a view that needs ``capability`` (``prototype_vectors``, ``push``,
+        ``distances``) when the model's family lacks it (``None`` when it applies): what is not
+        shown, why, and what is shown instead.
+
+        Raises:
+            ValueError: an unknown capability.
+        """
+        if capability not in CAPABILITIES:
+            raise ValueError(f"unknown capability {capability!r}; one of {sorted(CAPABILITIES)}")
+        return not_applicable_line(self.bundle(model_id).model, CAPABILITIES[capability])
+
+    def score_name(self, model_id: str | None = None) -> str:
+        """What the model's prototype scores are called: ``similarity`` (ProtoPNet) or
+        ``presence`` (PIP-Net)."""
+        return self.bundle(model_id).model.score_name
+
     def prototype_classes(self, model_id: str | None = None) -> np.ndarray:
         """``[P]`` the class index each prototype belongs to (a copy)."""
         return np.asarray(self.bundle(model_id).model.prototype_classes).copy()
@@ -439,35 +457,42 @@ class Explorer:
         return paths[number]
 
     def has_sources(self, model_id: str | None = None) -> bool:
-        """Whether the model folder stores its prototypes' source images (a pushed model does)."""
-        return bool(self.bundle(model_id).projection)
+        """Whether the model's prototypes can be pictured: a pushed model stores its source images;
+        a model without push (PIP-Net) is pictured by its nearest training patches once they are
+        stored (shipped with the folder or computed)."""
+        bundle = self.bundle(model_id)
+        return bool(bundle.projection) or self._is_stored(bundle, "nearest_train")
 
     def source_image(self, prototype: int, model_id: str | None = None) -> np.ndarray | None:
-        """A prototype's source training image (RGB uint8, model-input size); ``None`` when the
-        model stores no sources.
+        """The training image that stands for a prototype (RGB uint8, model-input size): its push
+        source, or its nearest training image for a model without push; ``None`` when neither is
+        stored.
 
         Raises:
             ValueError: ``prototype`` is out of range.
         """
-        return self._source_image(self.bundle(model_id), prototype)
+        shown = self._shown_source(self.bundle(model_id), prototype)
+        return None if shown is None else shown.image
 
-    @staticmethod
-    def _source_image(bundle: ModelBundle, prototype: int) -> np.ndarray | None:
+    def _shown_source(self, bundle: ModelBundle, prototype: int) -> ShownSource | None:
         prototype = _check_prototype(bundle, prototype)
-        return bundle.source_image(prototype) if bundle.projection else None
+        if bundle.projection:
+            return shown_source(bundle, prototype, None)
+        if not self._is_stored(bundle, "nearest_train"):
+            return None
+        return shown_source(bundle, prototype, self._nearest(bundle, "train"))
 
     def source_patch(self, prototype: int, model_id: str | None = None) -> np.ndarray | None:
-        """The patch of its source image a prototype was projected onto (its box, RGB uint8);
-        ``None`` when the model stores no sources.
+        """The patch that stands for a prototype (the box of :meth:`source_image`, RGB uint8);
+        ``None`` when no source is stored.
 
         Raises:
             ValueError: ``prototype`` is out of range.
         """
-        bundle = self.bundle(model_id)
-        source = self._source_image(bundle, prototype)
+        shown = self._shown_source(self.bundle(model_id), prototype)
         from explorer.viz.pairs import crop
 
-        return None if source is None else crop(source, bundle.projection[int(prototype)].box)
+        return None if shown is None else crop(shown.image, shown.record.box)
 
     def dataset(self, model_id: str | None, split: str) -> ImageSet:
         """The split a model was trained and tested on (needed only by data-wide analyses).
@@ -827,7 +852,13 @@ class Explorer:
             if known is not None:
                 self._doses.move_to_end(key)
         if known is None:
-            source = bundle.source_image(prototype)
+            shown = self._shown_source(bundle, prototype)
+            if shown is None:
+                raise ExplorerError(
+                    f"{bundle.spec.model_id} stores no source for prototype {prototype} (no push): "
+                    "compute its nearest training patches first (`python -m explorer analyse`)"
+                )
+            source = shown.image
             from explorer.analysis.attribute_report import dose_curves
 
             known = dose_curves(  # outside the lock: forwards of the modified source image
@@ -1064,13 +1095,7 @@ class Explorer:
         model = bundle.model
         with torch.inference_mode():
             output = model(model.preprocess([rgb]))
-        return image_activations(
-            output,
-            model.last_layer_weight.detach().numpy(),
-            model.prototype_classes,
-            bundle.spec.input_size,
-            presence_threshold=model.presence_threshold,
-        )
+        return model_activations(model, output, bundle.spec.input_size)
 
     def explain(self, image: Any, model_id: str | None = None, **options: Any) -> Explanation:
         """A full explanation of one image; ``options`` as :func:`explain_image` (``top_k``,
@@ -1083,7 +1108,20 @@ class Explorer:
         bundle = self.bundle(model_id)
         from explorer.analysis.explanation import explain_image
 
-        return explain_image(bundle, load_image(image), **_explain_options(bundle, options))
+        explanation = explain_image(bundle, load_image(image), **_explain_options(bundle, options))
+        return self._with_shown_boxes(bundle, explanation)
+
+    def _with_shown_boxes(self, bundle: ModelBundle, explanation: Explanation) -> Explanation:
+        """A model without push sources: each pair's ``source_box`` is the box of the nearest
+        training patch that stands for its prototype (when stored; else it stays ``None``)."""
+        if bundle.projection or not self._is_stored(bundle, "nearest_train"):
+            return explanation
+        boxes = self._nearest(bundle, "train").boxes
+        pairs = tuple(
+            dataclasses.replace(pair, source_box=tuple(int(v) for v in boxes[pair.prototype, 0]))
+            for pair in explanation.pairs
+        )
+        return dataclasses.replace(explanation, pairs=pairs)
 
     def with_attribution(
         self,

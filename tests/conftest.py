@@ -16,7 +16,7 @@ from explorer.spec import ArchitectureSpec, ModelSpec
 from explorer.train.config import PRESETS
 from explorer.train.trainer import train
 
-SHIPPED_MODELS = ("fashion_mnist", "elpv", "synthetic")
+SHIPPED_MODELS = ("fashion_mnist", "elpv", "synthetic", "synthetic_pipnet")
 
 # Analyses computed by tests (and by the CLI and app they start) go to a fresh folder, never to the
 # user's cache, so every run computes them once from the data as CI does.

@@ -64,7 +64,8 @@ def test_an_upload_and_every_panel_after_it_explain_the_image_once(
     assert isinstance(shown, Shown) and calls["explain"] == 1
     x = shown.explanation
     assert x.disabled == frozenset({0}) and "the model as trained" in summary
-    assert len(gallery) == len(table) == 10 and evidence is not None
+    assert len(gallery) == len(table["data"]) == 10 and evidence is not None
+    assert table["headers"][3] == "similarity"
     assert left is not None and right is not None and "Grad-CAM" in note
 
     # the defaults that follow it: the runner-up comparison and the strongest match's attributes

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.analysis.activations import image_activations
+from explorer.analysis.activations import model_activations
 from explorer.analysis.attributes import local_attributes
 from explorer.analysis.explanation import explain_image
 from explorer.analysis.modifications import Modification
@@ -33,8 +33,11 @@ from explorer.models.checkpoint import ModelBundle, load_model, save_model
 from explorer.models.importers import import_checkpoint
 from explorer.models.pipnet import PIPNet
 from explorer.models.protopnet import ProtoPNet
+from explorer.viz.figures import evidence_terms
 from tests.conftest import shipped_folder, tiny_spec
 from tests.original_protopnet import KINDS, make_original
+
+SCORE_NAMES = ("similarity", "presence")
 
 # ours, and every flavour of checkpoint made the way other tools make them, imported
 FAMILIES = (
@@ -109,6 +112,7 @@ def test_satisfies_the_protocol(bundle: ModelBundle) -> None:
     assert model.num_classes == bundle.spec.num_classes == len(bundle.spec.class_names)
     assert model.num_prototypes == bundle.spec.num_prototypes
     assert set(model.capabilities) <= set(CAPABILITIES)
+    assert model.score_name in SCORE_NAMES
 
 
 def test_preprocess_gives_the_specified_batch(bundle: ModelBundle) -> None:
@@ -143,11 +147,13 @@ def test_logits_are_scores_times_class_weights_plus_bias(bundle: ModelBundle) ->
 def test_contributions_sum_to_the_logit(bundle: ModelBundle) -> None:
     model = bundle.model
     out = _forward(bundle, _images(bundle, 1))
-    acts = image_activations(
-        out, model.class_weights.detach().numpy(), model.prototype_classes, bundle.spec.input_size
-    )
+    acts = model_activations(model, out, bundle.spec.input_size)
     bias = 0.0 if model.class_bias is None else model.class_bias.detach().numpy()
     np.testing.assert_allclose(acts.contributions.sum(axis=1) + bias, acts.logits, atol=1e-4)
+    # the chart's terms (the largest, the rest as one, the bias where there is one) end at the logit
+    for c in range(model.num_classes):
+        assert sum(evidence_terms(acts, c, top=3)[1]) == pytest.approx(acts.logits[c], abs=1e-4)
+    assert acts.score_name == model.score_name in SCORE_NAMES
 
 
 def test_prototype_classes_match_the_class_identity(bundle: ModelBundle) -> None:

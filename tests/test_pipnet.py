@@ -61,6 +61,34 @@ def test_negative_weights_add_nothing_and_the_bias_is_added() -> None:
     assert model.class_weights.min() == 0.0
 
 
+def test_the_evidence_chart_and_the_comparison_end_at_the_logit_with_the_bias(tmp_path) -> None:
+    """On paper: grey gives every presence 1/3; weights ``[[0, 1, 1], [1, 1, 1]]``, bias (0.25, 0.5):
+    class 0's logit is 2/3 + 0.25, class 1's 1 + 0.5; the waterfall's last term is the bias and the
+    comparison's bars sum to the gap −7/12."""
+    from explorer import Explorer
+    from explorer.viz.figures import comparison_figure, evidence_figure, evidence_terms
+
+    model = PIPNet(_spec(3, None, bias=True, size=8)).eval()
+    with torch.no_grad():
+        model.classification.weight.copy_(torch.tensor([[0.0, 1.0, 1.0], [1.0, 1.0, 1.0]]))
+        model.classification.bias.copy_(torch.tensor([0.25, 0.5]))
+    save_model(model, tmp_path / "biased")
+    explorer = Explorer(model_dirs=(tmp_path / "biased",), cache_root=tmp_path / "cache")
+    acts = explorer.explain(np.zeros((8, 8, 3), np.uint8), "tiny", class_index=0).activations
+    np.testing.assert_allclose(acts.logits, [2 / 3 + 0.25, 1.5], rtol=1e-6)
+    np.testing.assert_allclose(acts.contributions.sum(axis=1) + acts.bias, acts.logits, rtol=1e-6)
+    labels, values = evidence_terms(acts, 0, top=1)  # P0's weight to class 0 is 0: left out
+    assert labels == ["P1", "other 1 prototypes", "bias"]
+    assert values[-1] == pytest.approx(0.25) and sum(values) == pytest.approx(2 / 3 + 0.25)
+    figure = evidence_figure(acts, 0, ("a", "b"))
+    assert figure.layout.title.text.endswith(
+        "and the bias sum to the logit (1 of 3 prototypes add exactly 0)"
+    )
+    assert figure.layout.xaxis.title.text == "presence × weight"
+    bars = comparison_figure(acts, 0, 1, ("a", "b")).data[0]
+    assert list(bars.y)[-1] == "bias" and sum(bars.x) == pytest.approx(2 / 3 + 0.25 - 1.5)
+
+
 def test_an_image_where_nothing_is_present_gets_no_evidence() -> None:
     # twelve prototypes behind a zero 1x1 conv: every cell's softmax is 1/12 < 0.1
     model = PIPNet(_spec(12, ("conv:12",), bias=True)).eval()

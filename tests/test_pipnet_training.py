@@ -143,7 +143,7 @@ def test_the_trained_pipnet_reaches_its_recorded_accuracy_and_sparsity() -> None
     from explorer.data.synthetic import load_synthetic
     from explorer.train.pipnet_trainer import presence_scores
 
-    folder = Path(__file__).resolve().parents[1] / "bench" / "pipnet_models" / "synthetic_pipnet"
+    folder = Path(__file__).resolve().parents[1] / "weights" / "synthetic_pipnet"
     bundle = load_model(folder)
     test = load_synthetic("test")
     x = bundle.model.preprocess(test.images)

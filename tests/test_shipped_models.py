@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from explorer.data import load_split
+from explorer.models.base import PUSH
 from explorer.models.checkpoint import example_class, load_model
 from tests.conftest import SHIPPED_MODELS, shipped_folder
 from tests.test_train import assert_pushed
@@ -14,7 +15,8 @@ from tests.test_train import assert_pushed
 SLICE = 200
 TOLERANCE = 0.03
 MAX_FOLDER_BYTES = 30 * 1024 * 1024
-TARGETS = {"fashion_mnist": 0.89, "elpv": 0.82, "synthetic": 0.95}  # the foundation issue's bar
+# the foundation issue's bar; the PIP-Net's is issue 17's
+TARGETS = {"fashion_mnist": 0.89, "elpv": 0.82, "synthetic": 0.95, "synthetic_pipnet": 0.95}
 
 
 @pytest.fixture(scope="module", params=SHIPPED_MODELS)
@@ -43,7 +45,13 @@ def test_fixed_test_slice_is_within_three_points_of_the_recorded_accuracy(bundle
     assert accuracy >= bundle.spec.accuracy["after_last_layer"] - TOLERANCE
 
 
+def _needs_push(bundle) -> None:
+    if PUSH.name not in bundle.model.capabilities:  # PIP-Net: shown by its nearest patches instead
+        pytest.skip(f"{bundle.spec.model_id}: its family has no push (no prototype sources)")
+
+
 def test_every_prototype_is_pushed_onto_its_stored_source(bundle) -> None:
+    _needs_push(bundle)
     assert len(bundle.projection) == bundle.spec.num_prototypes
     assert_pushed(bundle)
 
@@ -67,6 +75,7 @@ def test_folder_is_self_contained_and_small(bundle) -> None:
 def test_nearest_training_patch_of_every_prototype_is_its_own_source(bundle) -> None:
     from explorer.analysis.nearest import nearest_patches
 
+    _needs_push(bundle)
     train = load_split(bundle.spec.dataset["name"], "train")
     nearest = nearest_patches(
         bundle.model, train.images, train.labels, "train", k=1, batch_size=256

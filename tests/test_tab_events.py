@@ -70,6 +70,8 @@ def test_the_prototypes_tab_opens_on_prototype_0_and_says_what_is_not_computed(
     assert number == 0 and details.startswith("### Prototype 0 — class")
     assert "Nearest train patches not computed yet: press *Compute nearest patches*" in details
     assert "Text view of the chart" in details
+    assert (source["label"], self_map["label"]) == prototype_events.PICTURE_LABELS[True][1:]
+    source, self_map = source["value"], self_map["value"]
     assert isinstance(source, np.ndarray) and source.ndim == 3 and source.any()
     assert isinstance(self_map, np.ndarray) and self_map.shape == source.shape
     assert weights is not None
@@ -82,9 +84,27 @@ def test_a_model_chosen_later_opens_with_its_classes_grid_and_prototype_0(fresh:
     filter_update, grid, ids, number, details, *_ = prototype_events.open_model(fresh, MODEL)
     assert filter_update["value"] == prototype_events.ALL_CLASSES
     assert filter_update["choices"] == [("all classes", -1), *((n, k) for k, n in enumerate(names))]
+    assert grid["label"] == prototype_events.PICTURE_LABELS[True][0]
+    grid = grid["value"]
     assert ids == list(range(fresh.num_prototypes(MODEL))) and len(grid) == len(ids)
     assert [caption for _, caption in grid] == list(fresh.prototype_labels(MODEL))
     assert number == 0 and details.startswith("### Prototype 0")
+
+
+def test_a_pipnet_opens_with_its_nearest_patches_standing_in_for_sources(tmp_path: Path) -> None:
+    """No push: the grid, the source picture and every label show the nearest training patch
+    (stored with the shipped folder), and the detail says in one line what does not apply."""
+    pipnet = "synthetic_pipnet"
+    fresh = Explorer(cache_root=tmp_path / "cache", label_path=tmp_path / "labels.db")
+    _, grid, ids, number, details, source, self_map, *_ = prototype_events.open_model(fresh, pipnet)
+    assert number == 0
+    assert grid["label"] == prototype_events.PICTURE_LABELS[False][0]
+    assert len(grid["value"]) == len(ids) == fresh.num_prototypes(pipnet)
+    assert all(picture is not None for picture, _ in grid["value"])
+    assert (source["label"], self_map["label"]) == prototype_events.PICTURE_LABELS[False][1:]
+    assert "Not shown: projecting prototypes onto training patches (push) — a PIP-Net" in details
+    nearest = fresh.nearest(pipnet, "train")
+    assert f"patch, image {nearest.images[0, 0]}" in details and source["value"].ndim == 3
 
 
 def test_the_class_filter_keeps_the_prototypes_of_the_class_it_names(fresh: Explorer) -> None:

@@ -1,18 +1,22 @@
 """Per-image prototype activations: similarity maps at input size, boxes, best cells, rankings.
 
 Everything here is computed from one :class:`~explorer.types.ModelOutput` row and the last layer, so it
-is exact with respect to the model: ``contributions[c].sum() == logits[c]``.
+is exact with respect to the model: ``contributions[c].sum() + bias[c] == logits[c]`` (no bias: 0).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from explorer.analysis.evidence import contributions, top_contributors
 from explorer.boxes import high_activation_box, upsample_map
 from explorer.types import ModelOutput
+
+if TYPE_CHECKING:
+    from explorer.models.base import PrototypeModel
 
 RANKINGS = ("similarity", "contribution")
 
@@ -26,10 +30,12 @@ class ImageActivations:
         similarity_maps: ``[P, h, w]`` similarity at every feature cell.
         logits: ``[C]``.
         probabilities: ``[C]`` softmax of the logits.
-        contributions: ``[C, P]`` ``W[c, j] * s_j`` (rows sum to the logits).
+        contributions: ``[C, P]`` ``W[c, j] * s_j`` (rows plus the bias sum to the logits).
         prototype_classes: ``[P]`` class of each prototype.
         input_size: ``(H, W)`` of the model input (maps are upsampled to it).
         presence_threshold: the family's (PIP-Net: scores below 0.1 are zero), or ``None``.
+        bias: ``[C]`` the last layer's bias, or ``None`` (ProtoPNet has none).
+        score_name: what a score is called (the model's ``score_name``: similarity, presence).
     """
 
     scores: np.ndarray
@@ -40,6 +46,12 @@ class ImageActivations:
     prototype_classes: np.ndarray
     input_size: tuple[int, int]
     presence_threshold: float | None = None
+    bias: np.ndarray | None = None
+    score_name: str = "similarity"
+
+    def bias_of(self, class_index: int) -> float:
+        """The last layer's bias for one class (0 without a bias): the logit no prototype explains."""
+        return 0.0 if self.bias is None else float(self.bias[class_index])
 
     @property
     def nothing_present(self) -> bool:
@@ -85,6 +97,8 @@ def image_activations(
     input_size: tuple[int, int],
     index: int = 0,
     presence_threshold: float | None = None,
+    bias: np.ndarray | None = None,
+    score_name: str = "similarity",
 ) -> ImageActivations:
     """Plain-data activations of image ``index`` of a batch output.
 
@@ -95,6 +109,8 @@ def image_activations(
         input_size: ``(H, W)`` the model input size.
         index: which image of the batch.
         presence_threshold: the model's (``model.presence_threshold``).
+        bias: ``[C]`` the last layer's bias (``model.class_bias``), or ``None``.
+        score_name: the model's ``score_name``.
     """
     scores = output.scores[index].detach().cpu().numpy()
     logits = output.logits[index].detach().cpu().double().numpy()
@@ -109,4 +125,25 @@ def image_activations(
         prototype_classes=np.asarray(prototype_classes),
         input_size=input_size,
         presence_threshold=presence_threshold,
+        bias=None if bias is None else np.asarray(bias, dtype=np.float64),
+        score_name=score_name,
+    )
+
+
+def model_activations(
+    model: PrototypeModel, output: ModelOutput, input_size: tuple[int, int],
+    weight: np.ndarray | None = None, index: int = 0,
+) -> ImageActivations:  # fmt: skip
+    """:func:`image_activations` with the model's own last layer (or ``weight`` in its place, the
+    what-if model's), presence threshold and bias."""
+    bias = model.class_bias
+    return image_activations(
+        output,
+        model.class_weights.detach().numpy() if weight is None else weight,
+        model.prototype_classes,
+        input_size,
+        index=index,
+        presence_threshold=model.presence_threshold,
+        bias=None if bias is None else bias.detach().numpy(),
+        score_name=model.score_name,
     )

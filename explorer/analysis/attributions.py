@@ -95,6 +95,24 @@ class AttributionMap:
     values: np.ndarray
     all_zero: bool
 
+    @property
+    def zero_reason(self) -> str:
+        """Why a map of this method can be zero everywhere, one sentence (for the note beside it)."""
+        return zero_map_reason(self.method)
+
+
+def zero_map_reason(method: str) -> str:
+    """Why a map of ``method`` (an :attr:`AttributionMap.method`) can be zero everywhere, in one
+    sentence for the note beside it."""
+    if method.partition("+")[0] == "gradcam":
+        return (
+            "The map is zero everywhere: Grad-CAM keeps only the positive part of its "
+            "gradient-weighted feature sum, and here that sum is zero or negative at every cell (as "
+            "when the evidence passes a softmax over channels, as in PIP-Net), or the target does "
+            "not depend on the image."
+        )
+    return "The map is zero everywhere (the target does not depend on this image)."
+
 
 def default_occlusion_window(height: int, width: int) -> int:
     """About 1/8 of the shorter input side, at least 2 px, at most the side (28 → 4, 224 → 28)."""

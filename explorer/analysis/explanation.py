@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from explorer.analysis.activations import ImageActivations, image_activations
+from explorer.analysis.activations import ImageActivations, model_activations
 from explorer.analysis.attributions import SMOOTHGRAD_SUFFIX, AttributionMap, attribute
 from explorer.analysis.whatif import disabled_weight
 from explorer.boxes import high_activation_box
@@ -120,19 +120,13 @@ def explain_image(
     weight = model.class_weights.detach().numpy()
     trained = None
     if disabled:
-        trained = image_activations(
-            output, weight, model.prototype_classes, bundle.spec.input_size,
-            presence_threshold=model.presence_threshold,
-        )  # fmt: skip
+        trained = model_activations(model, output, bundle.spec.input_size)
         weight = disabled_weight(weight, disabled).astype(weight.dtype)
         logits = output.scores @ torch.from_numpy(weight).t()
         if model.class_bias is not None:
             logits = logits + model.class_bias.detach()
         output = replace(output, logits=logits)
-    acts = image_activations(
-        output, weight, model.prototype_classes, bundle.spec.input_size,
-        presence_threshold=model.presence_threshold,
-    )  # fmt: skip
+    acts = model_activations(model, output, bundle.spec.input_size, weight)
     target = acts.predicted if class_index is None else int(class_index)
     if not 0 <= target < bundle.spec.num_classes:
         raise ValueError(f"class index {target} is out of range (0..{bundle.spec.num_classes - 1})")

@@ -30,6 +30,7 @@ class PrototypeView:
         nearest: nearest patches per split that are stored (``train`` / ``test``).
         shown_by: :data:`BY_PUSH` (its push source) or :data:`BY_NEAREST` (a family without push,
             PIP-Net, or an import without sources: its nearest training patch stands in).
+        score_name: what the model calls its scores (similarity, presence).
     """
 
     index: int
@@ -40,10 +41,47 @@ class PrototypeView:
     weights: np.ndarray
     nearest: dict[str, NearestPatches]
     shown_by: str = "push"
+    score_name: str = "similarity"
 
     def purity(self, split: str) -> float:
         """Share of its nearest patches in ``split`` that come from its own class."""
         return float((self.nearest[split].labels[self.index] == self.class_index).mean())
+
+
+@dataclass(frozen=True)
+class ShownSource:
+    """What stands for a prototype in every picture of it: its push source, or (a family without
+    push, PIP-Net, or an import without sources) its nearest training patch.
+
+    Attributes:
+        record: source image index, feature cell and box (model-input pixels).
+        image: that training image (RGB uint8, model-input size).
+        shown_by: :data:`BY_PUSH` or :data:`BY_NEAREST`.
+    """
+
+    record: PrototypeRecord
+    image: np.ndarray
+    shown_by: str
+
+
+def shown_source(
+    bundle: ModelBundle, prototype: int, nearest_train: NearestPatches | None
+) -> ShownSource | None:
+    """The prototype's :class:`ShownSource`: its push source when the folder stores them, else
+    its nearest training patch when ``nearest_train`` is given; ``None`` when neither exists."""
+    if bundle.projection:
+        return ShownSource(bundle.projection[prototype], bundle.source_image(prototype), BY_PUSH)
+    if nearest_train is None:
+        return None
+    record = PrototypeRecord(
+        index=prototype,
+        class_index=int(bundle.model.prototype_classes[prototype]),
+        source_index=int(nearest_train.images[prototype, 0]),
+        cell=(int(nearest_train.cells[prototype, 0, 0]), int(nearest_train.cells[prototype, 0, 1])),
+        box=tuple(int(v) for v in nearest_train.boxes[prototype, 0]),  # type: ignore[arg-type]
+        source_file="",
+    )
+    return ShownSource(record, nearest_train.pixels[prototype, 0], BY_NEAREST)
 
 
 def prototype_view(
@@ -64,26 +102,14 @@ def prototype_view(
         )
     model = bundle.model
     nearest = dict(nearest or {})
-    if bundle.projection:
-        record, shown_by = bundle.projection[prototype], BY_PUSH
-        source = bundle.source_image(prototype)
-    elif "train" in nearest:
-        train = nearest["train"]
-        record = PrototypeRecord(
-            index=prototype,
-            class_index=int(model.prototype_classes[prototype]),
-            source_index=int(train.images[prototype, 0]),
-            cell=(int(train.cells[prototype, 0, 0]), int(train.cells[prototype, 0, 1])),
-            box=tuple(int(v) for v in train.boxes[prototype, 0]),  # type: ignore[arg-type]
-            source_file="",
-        )
-        source, shown_by = train.pixels[prototype, 0], BY_NEAREST
-    else:
+    shown = shown_source(bundle, prototype, nearest.get("train"))
+    if shown is None:
         raise ValueError(
             f"{bundle.spec.model_id} has no push sources ({getattr(model, 'family', 'its family')}"
             " is shown by its nearest training patches): compute them first (Compute nearest "
             "patches, or `python -m explorer analyse`)"
         )
+    record, source, shown_by = shown.record, shown.image, shown.shown_by
     with torch.inference_mode():
         maps = model(model.preprocess([source])).similarity_maps[0, prototype].numpy()
     return PrototypeView(
@@ -95,4 +121,5 @@ def prototype_view(
         weights=model.class_weights[:, prototype].detach().numpy().copy(),
         nearest=nearest,
         shown_by=shown_by,
+        score_name=model.score_name,
     )

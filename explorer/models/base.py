@@ -39,6 +39,25 @@ PROTOTYPE_VECTORS = Capability(
 )
 PUSH = Capability("push", "projecting prototypes onto training patches (push)")
 DISTANCES = Capability("distances", "squared-distance maps (ProtoPNet's L2 prototype layer)")
+INSTEAD = {  # what the explorer shows in place of what a capability would give
+    "prototype_vectors": "redundancy is found from co-activation and attribute importance alone",
+    "push": "each prototype is shown by its nearest training patches instead of a push source",
+    "distances": "scores are read as they are, with no distance view",
+}
+
+
+def not_applicable_line(model: PrototypeModel, capability: Capability) -> str | None:
+    """One line for a view that does not apply to ``model`` (``None`` when it does): what is
+    missing, why, and what is shown instead."""
+    if has(model, capability):
+        return None
+    family = getattr(model, "family", type(model).__name__)
+    return (
+        f"Not shown: {capability.needed_for} — a {family} has no "
+        f"{capability.name.replace('_', ' ')}; {INSTEAD[capability.name]}."
+    )
+
+
 CAPABILITIES = {c.name: c for c in (PROTOTYPE_VECTORS, PUSH, DISTANCES)}
 
 
@@ -58,6 +77,9 @@ class PrototypeModel(Protocol):
     capabilities: frozenset[str]
     presence_threshold: float | None
     """Scores below it are exactly zero (PIP-Net: 0.1); ``None``: a score is its map's maximum."""
+    score_name: str
+    """What a prototype's score is called in every text and chart: ``similarity`` (ProtoPNet's
+    log-similarity at the nearest cell), ``presence`` (PIP-Net's max-pooled softmax, in [0, 1])."""
 
     def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """Turns RGB uint8 images ``[H, W, 3]`` into a normalised batch ``[B, C, H, W]``."""

@@ -15,6 +15,10 @@ ACCURACY_LABELS = {
     "before_cleanup": "PIP-Net: after training, before silent prototypes lose their weights",
     "test": "on the test split of the ImageFolder given at import",
 }
+PIPNET_ACCURACY_LABELS = {  # a PIP-Net has no push: its final stage is the cleanup after training
+    **ACCURACY_LABELS,
+    "after_last_layer": "final: after pretraining, training and the silent-prototype cleanup",
+}
 
 
 def architecture_line(spec: ModelSpec) -> str:
@@ -95,8 +99,9 @@ def _on_object_line(spec: ModelSpec) -> str:
 def _accuracy_section(spec: ModelSpec) -> str:
     if not spec.accuracy:
         return "Not measured here (import with `--data` to measure it on the ImageFolder's test split)."
+    labels = PIPNET_ACCURACY_LABELS if spec.architecture.family == "pipnet" else ACCURACY_LABELS
     rows = "\n".join(
-        f"| {ACCURACY_LABELS.get(key, key)} | {value:.2%} |" for key, value in spec.accuracy.items()
+        f"| {labels.get(key, key)} | {value:.2%} |" for key, value in spec.accuracy.items()
     )
     training = spec.training
     if _imported(spec):
@@ -138,10 +143,20 @@ Prototype sources: {SOURCE_WORDS.get(sources, sources)}.{notes}
 python -m explorer train --preset {model_id} --out weights/{model_id}
 ```
 
-The full configuration is recorded under `training` in `spec.json`. The folder is self-contained: each
-prototype's source image (`sources/`, at model-input size) and box (`projection.json`), and example test
-images per class (`examples/`), so the explorer can show the model without its training data.
-""".replace("{model_id}", spec.model_id)
+The full configuration is recorded under `training` in `spec.json`. {contents}
+""".replace("{model_id}", spec.model_id).replace(
+        "{contents}", FOLDER_CONTENTS[spec.architecture.family]
+    )
+
+
+FOLDER_CONTENTS = {  # what a trained model's folder holds so that it can be shown without its data
+    "protopnet": "The folder is self-contained: each\nprototype's source image (`sources/`, at model-input "
+    "size) and box (`projection.json`), and example test\nimages per class (`examples/`), so the explorer "
+    "can show the model without its training data.",
+    "pipnet": "A PIP-Net has no push step: each\nprototype is shown by its nearest training patches, "
+    "stored with the folder's analyses (`analyses/`,\nonce `python -m explorer analyse --into-folder` has "
+    "run), beside example test images per class (`examples/`).",
+}
 
 
 def model_card_markdown(spec: ModelSpec) -> str:

@@ -82,6 +82,7 @@ class PIPNet(ContractBasics, nn.Module):
     family = "PIP-Net"
     capabilities: frozenset[str] = frozenset()  # no prototype vectors, no push, no distances
     presence_threshold = PRESENCE_THRESHOLD
+    score_name = "presence"
 
     def __init__(self, spec: ModelSpec, pretrained_backbone: bool = False) -> None:
         super().__init__()

@@ -105,6 +105,7 @@ class ProtoPNet(ContractBasics, nn.Module):
     family = "ProtoPNet"
     capabilities = frozenset({PROTOTYPE_VECTORS.name, PUSH.name, DISTANCES.name})
     presence_threshold = None  # every score is its map's maximum
+    score_name = "similarity"
 
     def __init__(self, spec: ModelSpec, pretrained_backbone: bool = False) -> None:
         super().__init__()

@@ -227,14 +227,15 @@ def _evidence(x: Explanation) -> Evidence:
     logit = float(acts.logits[target])
     strongest = [t for t in terms if t.prototype is not None][:3]
     largest = ", ".join(f"prototype {t.prototype} ({signed(t.value)})" for t in strongest)
+    bias = "" if acts.bias is None else f" and the bias ({number(acts.bias_of(target))})"
     summary = (
         f"Logit of class *{name}* = {number(logit)}, the sum of {len(row)} contributions "
-        f"(similarity × weight, one per prototype); largest by size: {largest}."
+        f"({acts.score_name} × weight, one per prototype){bias}; largest by size: {largest}."
     )
-    rest = next((t for t in terms if t.prototype is None), None)
+    rest = next((t for t in terms if t.label.startswith("other ")), None)
     if rest is not None:
         summary += (
-            f" The chart shows the {len(terms) - 1} largest; the {rest.label} add "
+            f" The chart shows the {sum(t.prototype is not None for t in terms)} largest; the {rest.label} add "
             f"{signed(rest.value)} together."
         )
     return Evidence(
@@ -320,7 +321,7 @@ def _attribution(x: Explanation) -> AttributionReport | None:
         "the prototype similarity maps above are."
     )
     if attribution.all_zero:
-        note += " The map is zero everywhere (the target does not depend on this image)."
+        note += " " + attribution.zero_reason
     alt = f"The input image with its {method} attribution map for {target} overlaid ({colours})."
     return AttributionReport(
         method=method,

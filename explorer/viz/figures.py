@@ -14,13 +14,27 @@ NEGATIVE = "#762a83"
 TOTAL = "#2166ac"
 
 
+def _largest_nonzero(values: np.ndarray) -> np.ndarray:
+    """Indices of the non-zero values, largest magnitude first (ties by index)."""
+    nonzero = np.flatnonzero(values)
+    return nonzero[np.argsort(-np.abs(values[nonzero]), kind="stable")]
+
+
+def _silent_note(values: np.ndarray) -> str:
+    """`` (N prototypes add exactly 0)`` for the title of a chart that leaves them out."""
+    silent = int(np.count_nonzero(values == 0))
+    return f" ({silent} of {len(values)} prototypes add exactly 0)" if silent else ""
+
+
 def evidence_terms(
     acts: ImageActivations, class_index: int, top: int = 10
 ) -> tuple[list[str], list[float]]:
     """The contributions to one class as the chart shows them: the ``top`` largest by magnitude, then
-    "other N prototypes" as one term. The terms sum to the class's logit."""
+    "other N prototypes" as one term, then the last layer's bias where there is one. Contributions
+    that are exactly zero (a PIP-Net's absent prototypes and zero weights) are left out. The terms
+    sum to the class's logit."""
     row = acts.contributions[class_index]
-    order = np.argsort(-np.abs(row), kind="stable")
+    order = _largest_nonzero(row)
     shown = order[:top]
     labels = [f"P{j}" for j in shown]
     values = [float(row[j]) for j in shown]
@@ -28,13 +42,17 @@ def evidence_terms(
     if len(rest):
         labels.append(f"other {len(rest)} prototypes")
         values.append(float(row[rest].sum()))
+    if acts.bias is not None:
+        labels.append("bias")
+        values.append(acts.bias_of(class_index))
     return labels, values
 
 
 def evidence_figure(
     acts: ImageActivations, class_index: int, class_names: tuple[str, ...], top: int = 10
 ) -> go.Figure:
-    """A waterfall from 0 to the class logit: each bar is one prototype's similarity × weight."""
+    """A waterfall from 0 to the class logit: each bar is one prototype's similarity (PIP-Net:
+    presence) × weight, the last one the bias where the family has one."""
     labels, values = evidence_terms(acts, class_index, top)
     figure = go.Figure(
         go.Waterfall(
@@ -50,9 +68,11 @@ def evidence_figure(
         )
     )
     figure.update_layout(
-        title=f"Evidence for {class_names[class_index]}: contributions sum to the logit",
+        title=f"Evidence for {class_names[class_index]}: contributions "
+        f"{'' if acts.bias is None else 'and the bias '}sum to the logit"
+        f"{_silent_note(acts.contributions[class_index])}",
         yaxis={"autorange": "reversed"},
-        xaxis_title="similarity × weight",
+        xaxis_title=f"{acts.score_name} × weight",
         height=120 + 28 * (len(labels) + 1),
         margin={"l": 10, "r": 10, "t": 40, "b": 30},
         showlegend=False,
@@ -63,26 +83,32 @@ def evidence_figure(
 def comparison_figure(
     acts: ImageActivations, first: int, second: int, class_names: tuple[str, ...], top: int = 10
 ) -> go.Figure:
-    """ "Why this and not that": per prototype, contribution to ``first`` minus to ``second``; the
-    differences sum to the logit gap."""
+    """ "Why this and not that": per prototype, contribution to ``first`` minus to ``second`` (then
+    the difference of the biases, where the family has one); all the differences sum to the logit
+    gap. The ``top`` largest are drawn; exact zeros are left out (the title counts them)."""
     difference = acts.contributions[first] - acts.contributions[second]
-    order = np.argsort(-np.abs(difference), kind="stable")[:top]
+    order = _largest_nonzero(difference)[:top]
     gap = acts.logits[first] - acts.logits[second]
+    labels, values = [f"P{j}" for j in order], [float(v) for v in difference[order]]
+    if acts.bias is not None:
+        labels.append("bias")
+        values.append(acts.bias_of(first) - acts.bias_of(second))
     figure = go.Figure(
         go.Bar(
             orientation="h",
-            y=[f"P{j}" for j in order],
-            x=difference[order],
-            marker_color=[POSITIVE if v >= 0 else NEGATIVE for v in difference[order]],
-            text=[f"{v:+.2f}" for v in difference[order]],
+            y=labels,
+            x=values,
+            marker_color=[POSITIVE if v >= 0 else NEGATIVE for v in values],
+            text=[f"{v:+.2f}" for v in values],
             textposition="outside",
         )
     )
     figure.update_layout(
-        title=f"Why {class_names[first]} and not {class_names[second]} (logit gap {gap:+.2f})",
+        title=f"Why {class_names[first]} and not {class_names[second]} (logit gap {gap:+.2f})"
+        f"{_silent_note(difference)}",
         yaxis={"autorange": "reversed"},
         xaxis_title=f"contribution to {class_names[first]} − to {class_names[second]}",
-        height=120 + 28 * len(order),
+        height=120 + 28 * len(labels),
         margin={"l": 10, "r": 10, "t": 40, "b": 30},
     )
     return figure
@@ -141,12 +167,23 @@ def redundancy_heatmap(
     return figure
 
 
+SCORE_LOSS_TITLES = {  # the φ axis, by what the model calls its scores
+    "similarity": "similarity lost (log-similarity)",
+    "presence": "presence lost (presence score, 0 to 1)",
+}
+
+
+def score_loss_title(score_name: str) -> str:
+    """The value axis of a raw φ / Φ chart for a model whose scores are ``score_name``."""
+    return SCORE_LOSS_TITLES.get(score_name, f"{score_name} lost")
+
+
 def attribute_figure(
     names: Sequence[str],
     series: dict[str, np.ndarray],
     title: str,
     not_applicable: Sequence[str] = (),
-    y_title: str = "similarity lost (log-similarity)",
+    y_title: str = "similarity lost (log-similarity)",  # see score_loss_title
     decimals: int = 4,
     intervals: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> go.Figure:

@@ -54,10 +54,14 @@ def pair_picture(
     return side_by_side(left, boxed_picture(source, pair.source_box))
 
 
+SHORT_SCORE_NAMES = {"similarity": "sim", "presence": "presence"}  # captions' word for a score
+
+
 def pair_caption(explanation: Explanation, pair: PatchPair) -> str:
     names = explanation.class_names
     return (
-        f"P{pair.prototype} ({names[pair.prototype_class]}): sim {pair.similarity:.2f} × "
+        f"P{pair.prototype} ({names[pair.prototype_class]}): "
+        f"{SHORT_SCORE_NAMES.get(explanation.activations.score_name, 'score')} {pair.similarity:.2f} × "
         f"w {pair.weight:+.2f} = {pair.contribution:+.2f}"
     )
 

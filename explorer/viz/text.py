@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
+from explorer.analysis.activations import ImageActivations
 from explorer.analysis.explanation import Explanation
 
 
@@ -45,16 +46,27 @@ def explanation_summary(explanation: Explanation, strongest: int = 2) -> str:
     for pair in explanation.pairs[:strongest]:
         pieces.append(
             f"the patch at the {position_words(pair.image_box, size)} looks like prototype "
-            f"{pair.prototype} (class *{names[pair.prototype_class]}*), similarity "
+            f"{pair.prototype} (class *{names[pair.prototype_class]}*), {acts.score_name} "
             f"{pair.similarity:.2f} × weight {pair.weight:+.2f} = {pair.contribution:+.2f}"
         )
     if pieces:
         parts.append("The strongest evidence: " + "; ".join(pieces) + ".")
-    logit = acts.logits[target]
-    parts.append(
-        f"All {len(acts.scores)} prototypes together give *{names[target]}* a logit of {logit:.2f}."
-    )
+    parts.append(_total_sentence(acts, names[target], target))
     return " ".join(parts)
+
+
+def _total_sentence(acts: ImageActivations, name: str, target: int) -> str:
+    """How the evidence adds up to the explained class's logit (how many prototypes add anything
+    and the bias, where the family has them)."""
+    logit = acts.logits[target]
+    adding = int(np.count_nonzero(acts.contributions[target]))
+    bias = "" if acts.bias is None else f" and the bias ({acts.bias_of(target):+.2f})"
+    if acts.presence_threshold is None and acts.bias is None:
+        return f"All {len(acts.scores)} prototypes together give *{name}* a logit of {logit:.2f}."
+    return (
+        f"{adding} of the {len(acts.scores)} prototypes add to *{name}* (the others are absent or "
+        f"have no weight for it){bias}: a logit of {logit:.2f}."
+    )
 
 
 def _number(value: object) -> str:

@@ -40,7 +40,7 @@ EXPECTED = {
         "Local φ on this image",
     ],
     "Prototypes": [
-        "Prototypes: their source patches",
+        "Prototypes: their source patches (click one)",
         "Source training image and box",
         "Self-activation on its source image",
         "Last-layer weights",
@@ -53,6 +53,18 @@ EXPECTED = {
     "Labels": [],
     "Model card": [],
 }
+
+
+def panels(explorer: Explorer, model_id: str, tab: str) -> list[str]:
+    """The panels of ``tab`` for this model: a family without push (PIP-Net) names its pictures
+    by the nearest training patches that stand in for sources."""
+    from explorer.ui.events.prototypes import PICTURE_LABELS
+
+    labels = EXPECTED[tab]
+    if tab == "Prototypes" and explorer.not_applicable(model_id, "push") is not None:
+        pushed, nearest = PICTURE_LABELS[True], PICTURE_LABELS[False]
+        labels = [nearest[pushed.index(x)] if x in pushed else x for x in labels]
+    return labels
 
 
 def says(explorer: Explorer, model_id: str) -> dict[str, list[re.Pattern]]:
@@ -169,7 +181,7 @@ def check_tab(page, explorer: Explorer, model_id: str, tab: str) -> list[str]:
 
     page.get_by_role("tab", name=tab).click()
     shot = SCREENSHOTS / f"{model_id}-{tab.replace(' ', '-').lower()}.png"
-    labels, expected = EXPECTED[tab], says(explorer, model_id)[tab]
+    labels, expected = panels(explorer, model_id, tab), says(explorer, model_id)[tab]
     try:
         if tab == "Explain":  # once the gallery shows this model's examples, the first one
             examples = page.locator(".block:visible").filter(

@@ -20,7 +20,7 @@ from explorer import (
 from explorer.ui.choices import STRONGEST, prototype_index
 from explorer.ui.events.state import shown_for
 from explorer.validation import prototype_index as checked_prototype
-from explorer.viz.figures import attribute_figure, dose_figure
+from explorer.viz.figures import attribute_figure, dose_figure, score_loss_title
 from explorer.viz.text import describe_figure
 
 MODES = list(ATTRIBUTE_MODES)
@@ -37,11 +37,11 @@ def relative(reading: str) -> bool:
     return reading == READINGS[1]
 
 
-def axis(is_relative: bool) -> dict[str, object]:
-    """The attribute chart's value axis for a reading."""
+def axis(is_relative: bool, score_name: str) -> dict[str, object]:
+    """The attribute chart's value axis for a reading (raw: in the model's own scores)."""
     if is_relative:
         return {"y_title": "percentile of its share among prototypes", "decimals": 0}
-    return {}
+    return {"y_title": score_loss_title(score_name)}
 
 
 class MatchEvents:
@@ -74,10 +74,11 @@ class MatchEvents:
         if match.global_phi is not None:
             label = f"in general (Φ, {match.global_split} split)"
             series[label] = match.global_relative if is_relative else match.global_phi
+        score = self.explorer.score_name(model_id)
         figure = attribute_figure(
-            match.names, series, f"Prototype {chosen}: similarity lost per modification"
+            match.names, series, f"Prototype {chosen}: {score} lost per modification"
             + (" (percentile among prototypes)" if is_relative else ""), match.not_applicable,
-            **axis(is_relative),
+            **axis(is_relative, score),
         )  # fmt: skip
         lines = [match.sentence, f"Sorted φ: {match.values}."]
         if match.global_phi is None:
@@ -139,7 +140,7 @@ class PrototypeAttributeEvents:
                         bars[f"Φ {split}"] = view.intervals[split]
         figure = attribute_figure(
             view.names, series, f"Prototype {int(prototype)}: global Φ", view.not_applicable,
-            intervals=bars, **axis(relative(reading_name)),
+            intervals=bars, **axis(relative(reading_name), self.explorer.score_name(model_id)),
         )  # fmt: skip
         lines = [view.sentence, view.uncertainty]
         if view.generalises is not None:

@@ -63,15 +63,20 @@ COMPARISON_WAITING = (
 PICK_A_CLASS = "Pick a class above to compare the explained class with."
 
 
-def evidence_table(explanation: Explanation) -> list[list[Any]]:
-    """The pairs as table rows (the evidence chart's text view)."""
+def evidence_table(explanation: Explanation) -> dict[str, list]:
+    """The pairs as a table (the evidence chart's text view): ``headers`` (the score column named
+    as the model names its scores: similarity, presence) and ``data`` rows."""
     names = explanation.class_names
     size = explanation.activations.input_size
-    return [
+    rows = [
         [rank, p.prototype, names[p.prototype_class], round(p.similarity, 4), round(p.weight, 4),
          round(p.contribution, 4), position_words(p.image_box, size)]
         for rank, p in enumerate(explanation.pairs, start=1)
     ]  # fmt: skip
+    headers = [
+        explanation.activations.score_name if h == "similarity" else h for h in TABLE_HEADERS
+    ]
+    return {"headers": headers, "data": rows}
 
 
 def attribution_pictures(
@@ -116,9 +121,7 @@ def attribution_pictures(
         f"{number}'s own similarity map — the model's reasoning itself."
     )
     if attribution.all_zero:
-        note += (
-            " The attribution map is zero everywhere (the target does not depend on this image)."
-        )
+        note += " " + attribution.zero_reason
     return post_hoc, own, note, own_scale
 
 

@@ -14,10 +14,28 @@ from explorer.ui.progress import tracked
 from explorer.ui.thumbnails import prototype_thumbnail
 from explorer.validation import prototype_index as checked_prototype
 from explorer.viz.figures import weights_figure
-from explorer.viz.pairs import activation_picture, boxed_picture
+from explorer.viz.pairs import SHORT_SCORE_NAMES, activation_picture, boxed_picture
 from explorer.viz.text import describe_figure
 
 ALL_CLASSES = -1  # the class filter's value for "all classes" (the others are class indices)
+# The tab's picture labels (grid, source, self-activation), by whether the family pushes its
+# prototypes onto training patches (ProtoPNet) or shows them by their nearest patches (PIP-Net).
+PICTURE_LABELS = {
+    True: (
+        "Prototypes: their source patches (click one)",
+        "Source training image and box",
+        "Self-activation on its source image",
+    ),
+    False: (
+        "Prototypes: their nearest training patches (no push in this family; click one)",
+        "Nearest training image and box (stands in for a source)",
+        "Self-activation on that image",
+    ),
+}
+
+
+def picture_labels(explorer: Explorer, model_id: str) -> tuple[str, str, str]:
+    return PICTURE_LABELS[explorer.not_applicable(model_id, "push") is None]
 
 
 def class_filter_choices(explorer: Explorer, model_id: str) -> list[tuple[str, int]]:
@@ -52,7 +70,7 @@ def nearest_gallery(
     return [
         (
             activation_picture(nearest.pixels[j, r], upsample_map(nearest.maps[j, r], size), tuple(nearest.boxes[j, r])),
-            f"#{r + 1}: {split} image {nearest.images[j, r]} ({class_names[int(nearest.labels[j, r])]}), sim {nearest.scores[j, r]:.2f}",
+            f"#{r + 1}: {split} image {nearest.images[j, r]} ({class_names[int(nearest.labels[j, r])]}), {SHORT_SCORE_NAMES.get(view.score_name, 'score')} {nearest.scores[j, r]:.2f}",
         )
         for r in range(nearest.images.shape[1])
     ]  # fmt: skip
@@ -64,8 +82,8 @@ def detail_text(explorer: Explorer, model_id: str, view: PrototypeView) -> str:
     where = (
         f"Projected onto training image {record.source_index}"
         if view.shown_by == "push"
-        else f"No push in this family: shown by its nearest training patch, image "
-        f"{record.source_index}"
+        else f"{explorer.not_applicable(model_id, 'push')} Shown here: its nearest training "
+        f"patch, image {record.source_index}"
     )
     lines = [
         f"### Prototype {view.index} — class *{names[view.class_index]}*",
@@ -154,7 +172,10 @@ def first_view(explorer: Explorer, model_id: str, prototype: int = 0) -> tuple:
         gr.update(value=patches, visible=explorer.has_nearest(model_id, split))
         for split, patches in zip(SPLITS, shown[4:], strict=True)
     )
-    return (prototype, *shown[:4], train, test)
+    _, source_label, self_label = picture_labels(explorer, model_id)
+    source = gr.update(value=shown[1], label=source_label)
+    self_map = gr.update(value=shown[2], label=self_label)
+    return (prototype, shown[0], source, self_map, shown[3], train, test)
 
 
 def open_model(explorer: Explorer, model_id: str) -> tuple:
@@ -162,7 +183,8 @@ def open_model(explorer: Explorer, model_id: str) -> tuple:
     prototypes and their indices, then :func:`first_view` of prototype 0."""
     items, ids = prototype_grid(explorer, model_id, ALL_CLASSES)
     choices = gr.update(choices=class_filter_choices(explorer, model_id), value=ALL_CLASSES)
-    return (choices, items, ids, *first_view(explorer, model_id))
+    grid = gr.update(value=items, label=picture_labels(explorer, model_id)[0])
+    return (choices, grid, ids, *first_view(explorer, model_id))
 
 
 def follow_choice(explorer: Explorer, model_id: str, choice: Any) -> tuple:

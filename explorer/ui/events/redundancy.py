@@ -97,6 +97,9 @@ def find_clusters(
     removed = sum(len(v) for v in report.plan.values())
     views = ", ".join(f"{v} {w:.2f}" for v, w in report.distances.weights.items())
     text = f"{len(report.clusters)} clusters at threshold {report.threshold:.2f} ({views})."
+    latent = explorer.not_applicable(model_id, "prototype_vectors")
+    if latent is not None:
+        text = f"{latent}\n\n{text}"
     if report.pruned is not None:
         text += " " + what_if_text(
             report.pruned, f"Pruning as suggested (removes {removed} prototypes)"

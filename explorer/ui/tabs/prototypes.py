@@ -35,20 +35,18 @@ def build_prototypes_tab(
         following = gr.Button("next [n] ▶", elem_classes=["prototype-next"], size="sm")
         compute = gr.Button("Compute nearest patches")
     initial, initial_ids = events.prototype_grid(explorer, default) if default else ([], [])
-    grid = gr.Gallery(
-        value=initial, label="Prototypes: their source patches (click one)",
-        columns=10, height=260, allow_preview=False,
-    )  # fmt: skip
+    grid_label, source_label, self_label = events.PICTURE_LABELS[True]
+    if default:
+        grid_label, source_label, self_label = events.picture_labels(explorer, default)
+    grid = gr.Gallery(value=initial, label=grid_label, columns=10, height=260, allow_preview=False)
     shown_ids = gr.State(initial_ids)  # per user: which prototype each grid cell shows
     details = gr.Markdown("Loading prototype 0 …")
     with gr.Row():
         source = shown_picture(
-            "Source training image and box",
-            "The prototype's source training image with a box around its patch",
+            source_label, "The prototype's source training image with a box around its patch"
         )
         self_map = shown_picture(
-            "Self-activation on its source image",
-            "Heatmap of where the prototype matches its own source image",
+            self_label, "Heatmap of where the prototype matches its own source image"
         )
         weights = gr.Plot(label="Last-layer weights")
     nearest_train = gr.Gallery(
@@ -84,8 +82,9 @@ def build_prototypes_tab(
     app.load(bind(events.first_view, explorer), model, [number, *view], api_name=False).then(
         *attribute_view, api_name=False
     )
+    # the attribute section follows too (prototype 0 again is no change of the number)
     model.change(
         bind(events.open_model, explorer), model,
         [class_filter, grid, shown_ids, number, *view], api_name=False,
-    )  # fmt: skip
+    ).then(*attribute_view, api_name=False)  # fmt: skip
     return number, view
