@@ -45,10 +45,10 @@ def main() -> None:
         def predict(model_id=model_id, example=example) -> None:
             explorer.predict(example, model_id=model_id)
 
-        def explain(model_id=model_id, example=example, bundle=bundle) -> None:
+        def explain(model_id=model_id, example=example) -> None:
             result = explorer.explain(example, model_id, top_k=10, attribution="gradcam")
             for pair in result.pairs:
-                pair_picture(result, pair, bundle.source_image(pair.prototype))
+                pair_picture(result, pair, explorer.source_image(pair.prototype, model_id))
             evidence_figure(result.activations, result.target_class, result.class_names)
 
         tasks = {"forward": forward, "predict": predict, "explain": explain}
