@@ -59,6 +59,7 @@ _EXPORTS: dict[str, str] = {
     "PrototypeRecord": "explorer.types",
     "PrototypeView": "explorer.analysis.prototypes",
     "RedundancyReport": "explorer.analysis.redundancy",
+    "ScoringSheet": "explorer.analysis.scoring_sheet",
     "StoredResult": "explorer.result_store",
     "UnknownModelError": "explorer.errors",
     "WhatIf": "explorer.analysis.whatif",
@@ -83,6 +84,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from explorer.analysis.packing import AnalysisRun, Packing
     from explorer.analysis.prototypes import PrototypeView
     from explorer.analysis.redundancy import DEFAULT_THRESHOLD, Cluster, RedundancyReport
+    from explorer.analysis.scoring_sheet import ScoringSheet
     from explorer.analysis.whatif import WhatIf
     from explorer.api import ATTRIBUTE_MODES, LABEL_FORMATS, SPLITS, Explorer, ModelInfo
     from explorer.boxes import upsample_map
@@ -134,6 +136,7 @@ __all__ = [
     "PrototypeRecord",
     "PrototypeView",
     "RedundancyReport",
+    "ScoringSheet",
     "StoredResult",
     "UnknownModelError",
     "WhatIf",

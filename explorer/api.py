@@ -69,9 +69,11 @@ from explorer.spec import ModelSpec
 from explorer.types import Prediction, PrototypeEvidence
 from explorer.validation import prototype_index, whole_number
 
-if TYPE_CHECKING:  # annotations only: these modules are imported by the methods that use them
+if TYPE_CHECKING:
+    # annotations only: these modules are imported by the methods that use them
     from explorer.analysis.attribute_report import MatchAttributes, PrototypeAttributes
     from explorer.analysis.explanation import Explanation
+    from explorer.analysis.scoring_sheet import ScoringSheet
     from explorer.labels.store import LabelEvent, LabelImport, LabelStore
     from explorer.models.importers import ImportReport
 
@@ -400,6 +402,14 @@ class Explorer:
         if capability not in CAPABILITIES:
             raise ValueError(f"unknown capability {capability!r}; one of {sorted(CAPABILITIES)}")
         return not_applicable_line(self.bundle(model_id).model, CAPABILITIES[capability])
+
+    def scoring_sheet(self, model_id: str | None = None) -> ScoringSheet:
+        """The last layer as a scoring sheet: per class, the prototypes with a non-zero weight,
+        largest first, and the bias (PIP-Net's global explanation; dense for a ProtoPNet)."""
+        bundle = self.bundle(model_id)
+        from explorer.analysis.scoring_sheet import scoring_sheet
+
+        return scoring_sheet(bundle.model, bundle.spec.model_id, bundle.spec.class_names)
 
     def score_name(self, model_id: str | None = None) -> str:
         """What the model's prototype scores are called: ``similarity`` (ProtoPNet) or

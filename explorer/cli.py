@@ -1,4 +1,4 @@
-"""The command line: ``python -m explorer train|import|predict|explain|report|analyse|redundancy|labels|models``.
+"""The command line: ``python -m explorer train|import|predict|explain|report|analyse|redundancy|sheet|labels|models``.
 
 Every command prints JSON on stdout (progress on stderr); a bad input ends with a one-line message on
 stderr and exit status 2, never a traceback. ``explain`` goes on past files it cannot read, reports
@@ -203,6 +203,12 @@ def _analyse(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _sheet(args: argparse.Namespace) -> int:
+    explorer, model = _explorer(args)
+    print(json.dumps(explorer.scoring_sheet(model or explorer.default_model).to_dict(), indent=2))
     return 0
 
 
@@ -453,6 +459,14 @@ def build_parser() -> argparse.ArgumentParser:
     redundancy.add_argument("--model", help="model id or model folder (default: the default model)")
     redundancy.add_argument("--threshold", type=float, default=0.2, help="clustering cut height")
     redundancy.set_defaults(run=_redundancy)
+
+    sheet = commands.add_parser(
+        "sheet",
+        parents=[with_models],
+        help="the scoring sheet: per class, the prototypes with a non-zero weight (JSON)",
+    )
+    sheet.add_argument("--model", help="model id or model folder (default: the default model)")
+    sheet.set_defaults(run=_sheet)
 
     labels = commands.add_parser("labels", help="export or import prototype labels")
     labels.add_argument("action", choices=["export", "import"])

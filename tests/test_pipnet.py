@@ -4,6 +4,7 @@ and the honest "nothing present" answer."""
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -87,6 +88,25 @@ def test_the_evidence_chart_and_the_comparison_end_at_the_logit_with_the_bias(tm
     assert figure.layout.xaxis.title.text == "presence × weight"
     bars = comparison_figure(acts, 0, 1, ("a", "b")).data[0]
     assert list(bars.y)[-1] == "bias" and sum(bars.x) == pytest.approx(2 / 3 + 0.25 - 1.5)
+    # the scoring sheet: 5 of 6 weights non-zero, class 0 counts P1 and P2 (P0's weight is 0)
+    sheet = explorer.scoring_sheet("tiny")
+    assert sheet.nonzero_share == pytest.approx(5 / 6) and sheet.used == (0, 1, 2)
+    assert sheet.rows[0].entries == ((1, 1.0), (2, 1.0)) and sheet.rows[0].bias == 0.25
+    assert len(sheet.rows[1].entries) == 3 and sheet.score_name == "presence"
+    assert "- *class1* (3): P0 × 1.00, P1 × 1.00, P2 × 1.00 + bias 0.50" in sheet.markdown()
+
+
+def test_the_shipped_pipnets_scoring_sheet_is_its_recorded_sparsity(capsys) -> None:
+    from explorer import Explorer
+    from explorer.cli import main
+
+    explorer = Explorer()
+    sheet = explorer.scoring_sheet("synthetic_pipnet")
+    recorded = explorer.spec("synthetic_pipnet").training["sparsity_test"]
+    assert sheet.nonzero_share == pytest.approx(recorded["nonzero_weights"], abs=1e-4)
+    assert main(["sheet", "--model", "synthetic_pipnet"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["prototypes_used"] == list(sheet.used) and printed["score"] == "presence"
 
 
 def test_an_image_where_nothing_is_present_gets_no_evidence() -> None:
@@ -169,6 +189,16 @@ def test_nothing_present_is_said_plainly_in_the_library_and_the_cli(
     Image.fromarray(image).save(path)
     assert main(["predict", str(path), "--models", str(folder), "--model", "tiny"]) == 0
     assert '"nothing_present": true' in capsys.readouterr().out
+    # the app: the Explain tab's event says it first, and its chart shows no evidence at all
+    from explorer.ui.choices import PREDICTED
+    from explorer.ui.events.explain import ExplainEvents
+
+    summary, _, evidence, table, *_ = ExplainEvents(explorer).explain(
+        str(path), "tiny", 3, "contribution", PREDICTED, "jet"
+    )
+    assert summary.startswith("**No prototype is present**") and "I don't know" in summary
+    assert [y for y in evidence.data[0].y] == ["bias", "logit"]  # no prototype term
+    assert all(row[5] == 0 for row in table["data"]) and table["headers"][3] == "presence"
 
 
 def test_without_push_a_prototype_is_shown_by_its_nearest_training_patch(tmp_path: Path) -> None:

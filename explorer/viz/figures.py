@@ -8,6 +8,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from explorer.analysis.activations import ImageActivations
+from explorer.analysis.scoring_sheet import ScoringSheet
 
 POSITIVE = "#1b7837"
 NEGATIVE = "#762a83"
@@ -252,6 +253,31 @@ def dose_figure(
         xaxis_title="step (0 = no change … 4 = strongest)",
         yaxis_title="φ",
         height=320,
+        margin={"l": 10, "r": 10, "t": 40, "b": 30},
+    )
+    return figure
+
+
+def scoring_sheet_figure(sheet: ScoringSheet) -> go.Figure:
+    """The scoring sheet as a class × prototype heatmap of the weights, zeros blank, only the
+    prototypes that count for some class."""
+    used = list(sheet.used)
+    values = sheet.weights[:, used]
+    figure = go.Figure(
+        go.Heatmap(
+            z=np.where(values == 0, np.nan, values),
+            x=[f"P{j}" for j in used],
+            y=[row.class_name for row in sheet.rows],
+            colorscale="Greens" if (values >= 0).all() else "RdBu",
+            colorbar={"title": "weight"},
+            hoverongaps=False,
+        )
+    )
+    figure.update_layout(
+        title=f"Scoring sheet: {sheet.nonzero_share:.0%} of the weights non-zero "
+        f"({len(used)} prototypes count)",
+        yaxis={"autorange": "reversed"},
+        height=160 + 28 * len(sheet.rows),
         margin={"l": 10, "r": 10, "t": 40, "b": 30},
     )
     return figure

@@ -51,7 +51,7 @@ EXPECTED = {
     ],
     "Redundancy": ["Prototype distances"],  # and the clusters' patches when there are clusters
     "Labels": [],
-    "Model card": [],
+    "Model card": ["Scoring sheet: non-zero weights"],
 }
 
 

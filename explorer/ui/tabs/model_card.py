@@ -7,6 +7,7 @@ from functools import partial
 import gradio as gr
 
 from explorer import Explorer
+from explorer.viz.figures import scoring_sheet_figure
 
 WHERE = {
     "shipped": "shipped with the model",
@@ -41,6 +42,12 @@ def card_text(explorer: Explorer, model_id: str) -> str:
     return "\n".join(lines)
 
 
+def scoring_sheet_view(explorer: Explorer, model_id: str) -> tuple:
+    """The model's scoring sheet: heatmap and text (PIP-Net's global explanation)."""
+    sheet = explorer.scoring_sheet(model_id)
+    return scoring_sheet_figure(sheet), sheet.markdown()
+
+
 def build_model_card_tab(explorer: Explorer, model: gr.Dropdown) -> None:
     card = gr.Markdown(
         card_text(explorer, explorer.default_model) if explorer.default_model else ""
@@ -49,3 +56,14 @@ def build_model_card_tab(explorer: Explorer, model: gr.Dropdown) -> None:
     show = partial(card_text, explorer)
     refresh.click(show, model, card, api_name="model_card")
     model.change(show, model, card, api_name=False)
+    gr.Markdown("## Scoring sheet (the last layer, class by class)")
+    figure, text = (
+        scoring_sheet_view(explorer, explorer.default_model)
+        if explorer.default_model
+        else (None, "")
+    )
+    sheet_chart = gr.Plot(value=figure, label="Scoring sheet: non-zero weights")
+    sheet_text = gr.Markdown(text)
+    model.change(
+        partial(scoring_sheet_view, explorer), model, [sheet_chart, sheet_text], api_name=False
+    )
