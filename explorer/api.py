@@ -73,6 +73,7 @@ if TYPE_CHECKING:
     # annotations only: these modules are imported by the methods that use them
     from explorer.analysis.attribute_report import MatchAttributes, PrototypeAttributes
     from explorer.analysis.explanation import Explanation
+    from explorer.analysis.model_comparison import ModelFigures
     from explorer.analysis.scoring_sheet import ScoringSheet
     from explorer.labels.store import LabelEvent, LabelImport, LabelStore
     from explorer.models.importers import ImportReport
@@ -402,6 +403,60 @@ class Explorer:
         if capability not in CAPABILITIES:
             raise ValueError(f"unknown capability {capability!r}; one of {sorted(CAPABILITIES)}")
         return not_applicable_line(self.bundle(model_id).model, CAPABILITIES[capability])
+
+    def compare_models(self, model_ids: Sequence[str]) -> list[ModelFigures]:
+        """Models of one data set side by side (accuracy, prototypes used, evidence per decision,
+        redundancy found), from each one's last layer and stored test-split scores.
+
+        Raises:
+            ExplorerError: fewer than two models, models of different data sets, or a model whose
+                test-split scores are not stored and whose data is missing.
+        """
+        from explorer.analysis.model_comparison import ModelFigures, evidence_per_decision
+
+        if len(model_ids) < 2:
+            raise ExplorerError(f"compare at least two models ({len(model_ids)} given)")
+        datasets = {self.spec(m).dataset.get("name") for m in model_ids}
+        if len(datasets) != 1:
+            raise ExplorerError(
+                f"the models are of different data sets ({', '.join(sorted(map(str, datasets)))}): "
+                "compare models of one data set"
+            )
+        columns = []
+        for model_id in model_ids:
+            bundle = self.bundle(model_id)
+            model = bundle.model
+            test = self._nearest(bundle, "test")
+            weights = model.class_weights.detach().double().numpy()
+            bias = None if model.class_bias is None else model.class_bias.detach().double().numpy()
+            scores = test.all_scores.astype(np.float64)
+            adding, needed, predicted = evidence_per_decision(scores, weights, bias)
+            report = self.redundancy(model_id)
+            columns.append(
+                ModelFigures(
+                    model_id=bundle.spec.model_id,
+                    family=model.family,
+                    recorded_accuracy=bundle.spec.accuracy.get("after_last_layer"),
+                    accuracy=float((predicted == test.all_labels).mean()),
+                    images=len(test.all_labels),
+                    prototypes=model.num_prototypes,
+                    used=int(np.any(weights != 0, axis=0).sum()),
+                    nonzero_weights=float(np.count_nonzero(weights) / weights.size),
+                    adding=adding,
+                    needed=needed,
+                    clusters=len(report.clusters),
+                    removable=sum(len(v) for v in report.plan.values()),
+                    pruned_accuracy=None if report.pruned is None else report.pruned.accuracy,
+                )
+            )
+        return columns
+
+    @staticmethod
+    def comparison_markdown(columns: Sequence[ModelFigures]) -> str:
+        """:meth:`compare_models`'s figures as a Markdown table, one column per model."""
+        from explorer.analysis.model_comparison import comparison_markdown
+
+        return comparison_markdown(list(columns))
 
     def scoring_sheet(self, model_id: str | None = None) -> ScoringSheet:
         """The last layer as a scoring sheet: per class, the prototypes with a non-zero weight,

@@ -212,6 +212,16 @@ def _sheet(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    explorer, _ = _explorer(argparse.Namespace(models=args.models))
+    columns = explorer.compare_models(args.model)
+    if args.markdown:
+        print(explorer.comparison_markdown(columns))
+    else:
+        print(json.dumps([c.to_dict() for c in columns], indent=2))
+    return 0
+
+
 def _redundancy(args: argparse.Namespace) -> int:
     explorer, model = _explorer(args)
     model_id = model or explorer.default_model
@@ -467,6 +477,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sheet.add_argument("--model", help="model id or model folder (default: the default model)")
     sheet.set_defaults(run=_sheet)
+
+    compare = commands.add_parser(
+        "compare",
+        parents=[with_models],
+        help="models of one data set side by side: accuracy, prototypes used, evidence per "
+        "decision, redundancy (JSON, or a Markdown table)",
+    )
+    compare.add_argument(
+        "--model", action="append", required=True, help="a model id (give two or more)"
+    )
+    compare.add_argument("--markdown", action="store_true", help="a Markdown table instead of JSON")
+    compare.set_defaults(run=_compare)
 
     labels = commands.add_parser("labels", help="export or import prototype labels")
     labels.add_argument("action", choices=["export", "import"])

@@ -6,7 +6,7 @@ from functools import partial
 
 import gradio as gr
 
-from explorer import Explorer
+from explorer import Explorer, ExplorerError
 from explorer.viz.figures import scoring_sheet_figure
 
 WHERE = {
@@ -42,6 +42,27 @@ def card_text(explorer: Explorer, model_id: str) -> str:
     return "\n".join(lines)
 
 
+def comparison_text(explorer: Explorer, model_id: str) -> str:
+    """The model beside the other models of its data set (accuracy, prototypes used, evidence per
+    decision, redundancy); empty when it is the only one."""
+    dataset = explorer.spec(model_id).dataset.get("name")
+    others = [
+        m for m in explorer.model_ids()
+        if m != model_id and explorer.spec(m).dataset.get("name") == dataset
+    ]  # fmt: skip
+    if not others:
+        return ""
+    try:
+        columns = explorer.compare_models([model_id, *others])
+    except ExplorerError as error:
+        return f"Comparison with {', '.join(others)} not available: {error}"
+    return (
+        f"## Beside the other models of `{dataset}`\n\nFrom each model's last layer and stored "
+        "test-split scores (evidence: prototypes adding to the predicted class; redundancy at the "
+        "default threshold).\n\n" + explorer.comparison_markdown(columns)
+    )
+
+
 def scoring_sheet_view(explorer: Explorer, model_id: str) -> tuple:
     """The model's scoring sheet: heatmap and text (PIP-Net's global explanation)."""
     sheet = explorer.scoring_sheet(model_id)
@@ -67,3 +88,7 @@ def build_model_card_tab(explorer: Explorer, model: gr.Dropdown) -> None:
     model.change(
         partial(scoring_sheet_view, explorer), model, [sheet_chart, sheet_text], api_name=False
     )
+    compared = gr.Markdown(
+        comparison_text(explorer, explorer.default_model) if explorer.default_model else ""
+    )
+    model.change(partial(comparison_text, explorer), model, compared, api_name="compare")
