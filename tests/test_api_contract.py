@@ -28,6 +28,7 @@ CONTRACT: dict[str, tuple[list[str], list[str]]] = {
     "/attributes": (
         ["path", "model_id", "choice", "mode_name", "reading_name"], ["Plot", "Markdown"]
     ),
+    "/compare": (["model_id"], ["Markdown"]),
     "/compute_attributes": (
         ["model_id", "prototype", "mode_name", "reading_name"], ["Plot", "Markdown", "Plot"]
     ),
@@ -98,6 +99,13 @@ def test_report_endpoint_returns_the_html_and_pdf_of_the_case(client: Client) ->
         client.predict(None, "synthetic", False, api_name="/report")
 
 
+def test_compare_endpoint_sets_a_model_beside_its_data_sets_others(client: Client) -> None:
+    table = client.predict("synthetic_pipnet", api_name="/compare")
+    assert table.startswith("## Beside the other models of `synthetic`")
+    assert "| family | PIP-Net | ProtoPNet |" in table
+    assert client.predict("elpv", api_name="/compare") == ""
+
+
 @pytest.mark.parametrize(
     ("endpoint", "arguments"),
     [
@@ -105,6 +113,7 @@ def test_report_endpoint_returns_the_html_and_pdf_of_the_case(client: Client) ->
         ("/prototype", ["no_such_model", 0]),
         ("/label", ["no_such_model", 0, "", "", "Ana"]),
         ("/redundancy", ["no_such_model", 0.2]),
+        ("/compare", ["no_such_model"]),
     ],
 )
 def test_an_unknown_model_is_named_in_the_error(

@@ -110,7 +110,7 @@ def test_review_prototypes_with_the_keyboard_and_use_the_what_if_model(page) -> 
 def test_switch_model_download_the_case_report_and_read_the_model_card(page) -> None:
     page.get_by_text("Upload an image or click an example.").wait_for(timeout=30_000)
     page.get_by_label("Model", exact=True).click()
-    page.get_by_role("option", name="synthetic").click()
+    page.get_by_role("option", name="synthetic", exact=True).click()
     page.get_by_text("Model changed: upload or pick an image.").wait_for(timeout=30_000)
     page.get_by_text("Synthetic attributes ProtoPNet").first.wait_for(timeout=30_000)
     explorer = Explorer()

@@ -45,7 +45,10 @@ def card_text(explorer: Explorer, model_id: str) -> str:
 def comparison_text(explorer: Explorer, model_id: str) -> str:
     """The model beside the other models of its data set (accuracy, prototypes used, evidence per
     decision, redundancy); empty when it is the only one."""
-    dataset = explorer.spec(model_id).dataset.get("name")
+    try:
+        dataset = explorer.spec(model_id).dataset.get("name")
+    except ExplorerError as error:
+        raise gr.Error(str(error)) from None
     others = [
         m for m in explorer.model_ids()
         if m != model_id and explorer.spec(m).dataset.get("name") == dataset
