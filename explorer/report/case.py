@@ -173,6 +173,14 @@ class CaseReport:
     labels: tuple[LabelEntry, ...]
     disabled: tuple[int, ...] = ()
     as_trained: tuple[str, float] | None = None
+    score_name: str = "similarity"  # what the model calls its scores (PIP-Net: presence)
+
+    @property
+    def numbers_mean(self) -> tuple[str, ...]:
+        """The report's "what the numbers mean", for this model's kind of score."""
+        from explorer.report.words import numbers_mean  # words reads this module's types
+
+        return numbers_mean(self.score_name)
 
     @property
     def predicted_class(self) -> str:
@@ -460,4 +468,5 @@ def build_case(
         labels=_labels(explorer, model_id, {p.prototype for p in pairs}),
         disabled=tuple(sorted(off)),
         as_trained=as_trained,
+        score_name=acts.score_name,
     )

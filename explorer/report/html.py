@@ -11,7 +11,6 @@ from explorer.report.case import CaseReport, Picture, number, signed
 from explorer.report.chart import axis_ticks, waterfall
 from explorer.report.words import (
     EMPHASIS,
-    NUMBERS_MEAN,
     labels_heading_note,
     phi_line,
     title,
@@ -94,7 +93,7 @@ def evidence_svg(case: CaseReport) -> str:
         "</title>",
         f'<desc id="evidence-desc">{_text(_plain_summary(case))}</desc>',
         f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>',
-        f'<text x="4" y="16" font-weight="bold">Evidence for {_text(name)}: similarity × '
+        f'<text x="4" y="16" font-weight="bold">Evidence for {_text(name)}: {case.score_name} × '
         "weight per prototype; the bars add up to the logit</text>",
     ]
     zero = x(0.0)
@@ -131,7 +130,7 @@ def evidence_svg(case: CaseReport) -> str:
         f'<line x1="{label_w + pad}" y1="{axis_y}" x2="{label_w + pad + plot_w}" y2="{axis_y}" '
         'stroke="#333" stroke-width="1"/>',
         f'<text x="{label_w + pad + plot_w / 2}" y="{axis_y + 27}" text-anchor="middle">'
-        "similarity × weight</text>",
+        f"{case.score_name} × weight</text>",
     ]
     for tick in axis_ticks(low, high):
         parts.append(
@@ -191,7 +190,7 @@ def _evidence(case: CaseReport) -> str:
         f'<section id="evidence"><h2>Evidence for {_text(ev.class_name)}</h2>'
         f"<figure>{evidence_svg(case)}<figcaption>{_rich(ev.summary)}</figcaption></figure>"
         "<table><caption>The chart's numbers</caption><thead><tr><th>term</th>"
-        f"<th>similarity × weight</th></tr></thead><tbody>{rows}"
+        f"<th>{case.score_name} × weight</th></tr></thead><tbody>{rows}"
         f'<tr class="predicted"><td>sum = logit of {_text(ev.class_name)}</td>'
         f"<td class=num>{_text(number(ev.logit, 4))}</td></tr></tbody></table></section>"
     )
@@ -215,9 +214,11 @@ def _pairs(case: CaseReport) -> str:
         )
     return (
         '<section id="pairs"><h2>This looks like that: the top prototypes</h2>'
-        "<p>Left: the image with the prototype's similarity map and the box where it matches best. "
+        f"<p>Left: the image with the prototype's {case.score_name} map and the box where it "
+        "matches best. "
         "Right: the prototype's source training image with the patch it was taken from.</p>"
-        '<table class="pairs"><thead><tr><th>rank</th><th>prototype</th><th>similarity</th>'
+        '<table class="pairs"><thead><tr><th>rank</th><th>prototype</th>'
+        f"<th>{case.score_name}</th>"
         "<th>weight</th><th>contribution</th><th>this image</th><th>that prototype</th></tr>"
         "</thead>"
         f"<tbody>{''.join(rows)}</tbody></table></section>"
@@ -288,7 +289,7 @@ def _labels(case: CaseReport) -> str:
 
 
 def _footer(case: CaseReport) -> str:
-    items = "".join(f"<li>{_text(line)}</li>" for line in NUMBERS_MEAN)
+    items = "".join(f"<li>{_text(line)}</li>" for line in case.numbers_mean)
     return (
         f"<footer><h2>What the numbers mean</h2><ul>{items}</ul>"
         f"<p>Made by the prototype explanation explorer from model <code>{_text(case.model_id)}"

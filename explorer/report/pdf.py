@@ -18,7 +18,6 @@ from fpdf.fonts import FontFace
 from explorer.report.case import CaseReport, Picture, number, signed
 from explorer.report.chart import axis_ticks, hex_rgb, waterfall
 from explorer.report.words import (
-    NUMBERS_MEAN,
     labels_heading_note,
     phi_line,
     plain,
@@ -203,7 +202,7 @@ def _evidence_chart(pdf: _Document, case: CaseReport) -> None:
     for value in axis_ticks(low, high):
         text = number(value, 2)
         pdf.text(x(value) - pdf.get_string_width(text) / 2, axis_y + 3.5, text)
-    caption = "similarity × weight"
+    caption = f"{case.score_name} × weight"
     pdf.text(x((low + high) / 2) - pdf.get_string_width(caption) / 2, axis_y + 7, caption)
     pdf.set_fill_color(255, 255, 255)
     pdf.set_draw_color(*GRID)
@@ -217,7 +216,9 @@ def _evidence(pdf: _Document, case: CaseReport) -> None:
     pdf.para(plain(ev.summary), size=8.5)
     body = [(t.label, number(t.value, 4)) for t in ev.terms]
     body.append((f"sum = logit of {ev.class_name}", number(ev.logit, 4)))
-    pdf.rows(("term", "similarity × weight"), body, (70, 40), ("LEFT", "RIGHT"), len(body) - 1)
+    pdf.rows(
+        ("term", f"{case.score_name} × weight"), body, (70, 40), ("LEFT", "RIGHT"), len(body) - 1
+    )
 
 
 def _pairs(pdf: _Document, case: CaseReport) -> None:
@@ -227,7 +228,8 @@ def _pairs(pdf: _Document, case: CaseReport) -> None:
         need=0 if first is None else 30 + PAIR_SIDE * first.height / first.width,
     )
     pdf.para(
-        "Left: the image with the prototype's similarity map and the box where it matches best. "
+        f"Left: the image with the prototype's {case.score_name} map and the box where it matches "
+        "best. "
         "Right: the prototype's source training image with the patch it was taken from.",
         size=8.5,
     )
@@ -244,7 +246,7 @@ def _pairs(pdf: _Document, case: CaseReport) -> None:
         pdf.set_font(FONT, "", 9)
         pdf.multi_cell(
             0, 4.6,
-            f"similarity {number(p.similarity, 4)} × weight {number(p.weight, 4)} = "
+            f"{case.score_name} {number(p.similarity, 4)} × weight {number(p.weight, 4)} = "
             f"contribution {number(p.contribution, 4)}",
             new_x=XPos.LMARGIN, new_y=YPos.NEXT,
         )  # fmt: skip
@@ -308,7 +310,7 @@ def _labels(pdf: _Document, case: CaseReport) -> None:
 
 def _meaning(pdf: _Document, case: CaseReport) -> None:
     pdf.heading("What the numbers mean")
-    for line in NUMBERS_MEAN:
+    for line in case.numbers_mean:
         pdf.para(f"• {line}", size=8.5)
     pdf.para(
         f"Made by the prototype explanation explorer from model {case.model_id} (content hash "

@@ -27,6 +27,24 @@ NUMBERS_MEAN = (
     "are not the model's reasoning, which the prototype pairs show.",
 )
 
+PIPNET_NUMBERS = {  # a PIP-Net's scores and last layer, in place of the first and third lines
+    0: "Presence: at every cell of the image's feature map a softmax over the prototypes (they "
+    "compete for each cell); a prototype's presence is its largest value over the cells, in [0, 1], "
+    "and is set to 0 below 0.1.",
+    2: "Contribution = presence × weight. The weights are non-negative and most are zero (the scoring "
+    "sheet); the contributions plus the class's bias (0 without one) sum exactly to its logit, and "
+    "the probabilities are the softmax of the logits. No prototype present: no evidence, an honest "
+    "'I don't know'.",
+}
+
+
+def numbers_mean(score_name: str) -> tuple[str, ...]:
+    """:data:`NUMBERS_MEAN` for a model whose scores are ``score_name`` (presence: PIP-Net's)."""
+    if score_name != "presence":
+        return NUMBERS_MEAN
+    lines = [PIPNET_NUMBERS.get(i, line) for i, line in enumerate(NUMBERS_MEAN)]
+    return tuple(line.replace("similarity", "presence") for line in lines)
+
 
 def plain(text: str) -> str:
     """The library's sentences mark class names as ``*name*``; without the marks."""
