@@ -82,6 +82,10 @@ def table() -> dict[str, tuple[list, list[tuple[str, object, str]]]]:
              ("choice", 2.5, WHOLE), ("choice", "P999", RANGE), ("choice", True, "not True"),
              ("mode_name", "nope", CHOICES), ("reading_name", 5, CHOICES)],
         ),
+        "/compare": (
+            [MODEL],
+            [("model_id", 5, CHOICES), ("model_id", "no_such_model", "no_such_model")],
+        ),
         "/compute_attributes": (
             [MODEL, 4, "reference", READING],
             [("model_id", 5, CHOICES), ("prototype", 2.5, WHOLE), ("prototype", "abc", "not the text 'abc'"),
