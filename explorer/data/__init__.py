@@ -1,5 +1,5 @@
 """Datasets: Fashion-MNIST (Debian package), ELPV (PyPI package), the two known-answer generators
-(``synthetic``, A, and ``blobs``, B), ImageFolder."""
+(``synthetic``, A, and ``blobs``, B), A with a planted shortcut (``synthetic_marker``), ImageFolder."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 from explorer.data.base import ImageSet
 
-DATASETS = ("fashion_mnist", "elpv", "synthetic", "blobs")
-GENERATED = ("synthetic", "blobs")
+DATASETS = ("fashion_mnist", "elpv", "synthetic", "blobs", "synthetic_marker")
+GENERATED = ("synthetic", "blobs", "synthetic_marker")
 """The generated data sets, which take a data seed: ``blobs@2`` is generator B's data seed 2."""
 
 
@@ -36,6 +36,10 @@ def load_split(name: str, split: str, size: tuple[int, int] | None = None) -> Im
         from explorer.data.synthetic import load_synthetic
 
         return load_synthetic(split, data_seed=data_seed or 0)
+    if name == "synthetic_marker":
+        from explorer.data.marker import load_synthetic_marker
+
+        return load_synthetic_marker(split, data_seed=data_seed or 0)
     if name == "blobs":
         from explorer.data.blobs import load_blobs
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replace
 from typing import Any
 
 from explorer.train.losses import LossWeights
+
+
+def _required(f: Field) -> bool:
+    return f.default is MISSING and f.default_factory is MISSING
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,30 @@ class TrainConfig:
         data["mean"] = list(self.mean)
         data["std"] = list(self.std)
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """The configuration a spec's ``training`` record holds (what :meth:`to_dict` wrote; the
+        run's measurements beside it, such as ``minutes``, are left out).
+
+        Raises:
+            ValueError: a required field is missing or a field has the wrong shape.
+        """
+        names = {f.name for f in fields(cls)}
+        known = {k: v for k, v in data.items() if k in names}
+        missing = sorted(f.name for f in fields(cls) if f.name not in known and _required(f))
+        if missing:
+            raise ValueError(f"the training record lacks {', '.join(missing)}")
+        for key in ("input_size", "mean", "std"):
+            known[key] = tuple(known[key])
+        if isinstance(known.get("loss"), dict):
+            known["loss"] = LossWeights(**known["loss"])
+        if "backbone_options" in known:
+            known["backbone_options"] = dict(known["backbone_options"])
+        try:
+            return cls(**known)
+        except TypeError as error:
+            raise ValueError(f"the training record does not fit a configuration: {error}") from None
 
     def with_overrides(self, **overrides: Any) -> TrainConfig:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
@@ -163,3 +191,32 @@ PRESETS["blobs"] = replace(
     joint_lr_step=4,
 )
 """Known-answer B: the synthetic preset, changed only where the specification needs it."""
+
+
+PRESETS["synthetic_marker"] = replace(
+    PRESETS["synthetic"],
+    model_id="synthetic_marker",
+    title="Planted-shortcut ProtoPNet (small CNN)",
+    description=(
+        "A ProtoPNet trained on the synthetic attribute set where most training images of the "
+        "'base' class carry a small magenta square in a corner (explorer.data.marker): a planted "
+        "shortcut, the known answer of the debugging benchmark (bench/planted_shortcut.py). "
+        "Prototypes are pushed anywhere, as ProtoPNet does, so they may lock onto the marker."
+    ),
+    dataset="synthetic_marker",
+    push_on_object=False,
+)
+"""The planted-shortcut benchmark's model: the synthetic preset on ``synthetic_marker``, pushed as
+ProtoPNet pushes (onto any patch), so that the marker can be learned and seen."""
+
+PRESETS["synthetic_unmarked"] = replace(
+    PRESETS["synthetic_marker"],
+    model_id="synthetic_unmarked",
+    title="Planted-shortcut ceiling ProtoPNet (small CNN)",
+    description=(
+        "The planted-shortcut benchmark's ceiling: the synthetic_marker preset trained on the same "
+        "images without the marker (the synthetic attribute set)."
+    ),
+    dataset="synthetic",
+)
+"""The ceiling of the planted-shortcut benchmark: the same run on the data without the marker."""
