@@ -28,7 +28,6 @@ from explorer.labels.exchange import (
     export_protopdebug,
     import_csv,
     import_json,
-    white_square,
 )
 from explorer.labels.store import (
     REASONS,
@@ -615,6 +614,9 @@ def test_csv_without_ids_numbers_rows_and_accepts_a_bom(tmp_path: Path, store: L
 @dataclass(frozen=True)
 class FakeSpec:
     class_names: tuple[str, ...] = ("ok", "crack", "finger")
+    input_size: tuple[int, int] = (16, 16)
+    prototype_classes: tuple[int, ...] = (0, 1, 2, 0)
+    num_prototypes: int = 4
 
 
 @dataclass(frozen=True)
@@ -655,14 +657,6 @@ def read_png(path: Path) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
-def test_white_square_centres_the_crop() -> None:
-    crop = np.zeros((2, 5, 3), dtype=np.uint8)
-    square = white_square(crop)
-    assert square.shape == (5, 5, 3)
-    assert (square[1:3] == 0).all() and (square[0] == 255).all() and (square[3:] == 255).all()
-    assert white_square(np.zeros((3, 1, 1), dtype=np.uint8)).shape == (3, 3)
-
-
 def test_protopdebug_export_writes_forbidden_and_remembered_cutouts(
     tmp_path: Path, store: LabelStore
 ) -> None:
@@ -683,11 +677,15 @@ def test_protopdebug_export_writes_forbidden_and_remembered_cutouts(
         "forbidden_prototypes/class_idx_0/c=0_p=0_i=100.png",
         "remembering_prototypes/class_idx_1/c=1_p=1_i=101.png",
     ]
-    forbidden = read_png(out / files[0])  # box rows 2:10, cols 4:8 → 8×4 crop on an 8×8 canvas
-    assert forbidden.shape == (8, 8, 3)
-    assert (forbidden[:, 2:6] == bundle.images[0][2:10, 4:8]).all()
-    assert (forbidden[:, :2] == 255).all() and (forbidden[:, 6:] == 255).all()
-    remembered = read_png(out / files[1])  # rows 0:4, all 16 columns → 16×16 canvas
+    # each crop at its own size, centred on a white canvas of the model's input size (16×16), as
+    # ProtoPDebug's prepare_cut_out_image pastes it
+    forbidden = read_png(out / files[0])  # box rows 2:10, cols 4:8 → 8×4 crop at rows 4:12, cols 6:10
+    assert forbidden.shape == (16, 16, 3)
+    assert (forbidden[4:12, 6:10] == bundle.images[0][2:10, 4:8]).all()
+    white = np.ones((16, 16), dtype=bool)
+    white[4:12, 6:10] = False
+    assert (forbidden[white] == 255).all()
+    remembered = read_png(out / files[1])  # rows 0:4, all 16 columns → rows 6:10
     assert remembered.shape == (16, 16, 3)
     assert (remembered[6:10] == bundle.images[1][0:4]).all()
     assert (remembered[:6] == 255).all() and (remembered[10:] == 255).all()
@@ -708,8 +706,8 @@ def test_protopdebug_export_adds_nearest_training_patches(
     folder = tmp_path / "forbidden_prototypes" / "class_idx_2"
     assert sorted(p.name for p in folder.iterdir()) == ["c=2_p=2_i=102.png", "c=2_p=2_i=7.png"]
     patch = read_png(folder / "c=2_p=2_i=7.png")
-    assert patch.shape == (4, 4, 3)
-    assert (patch[:, 1:3, 0] == pixels[2, 1, 0:4, 0:2, 0]).all() and (patch[:, 0] == 255).all()
+    assert patch.shape == (16, 16, 3)  # a 4×2 grey crop at rows 6:10, cols 7:9
+    assert (patch[6:10, 7:9, 0] == pixels[2, 1, 0:4, 0:2, 0]).all() and (patch[:, :7] == 255).all()
     with pytest.raises(LabelError, match="training split"):
         export_protopdebug(store, bundle, tmp_path, FakeNearest("test", images, boxes, pixels))
     with pytest.raises(LabelError, match="prototypes"):

@@ -56,7 +56,6 @@ __all__ = [
     "import_csv",
     "import_file",
     "import_json",
-    "white_square",
 ]
 
 FORMAT_TAG = "prototype-explorer-labels"
@@ -401,36 +400,6 @@ def _read_json(path: Path) -> _Read:
 # --- ProtoPDebug --------------------------------------------------------------------------------
 
 
-def white_square(crop: np.ndarray) -> np.ndarray:
-    """A crop pasted centred on a white square canvas whose side is the crop's longer side.
-
-    Args:
-        crop: ``[h, w]`` or ``[h, w, c]`` uint8.
-    """
-    if crop.ndim == 3 and crop.shape[2] == 1:
-        crop = crop[:, :, 0]
-    h, w = crop.shape[:2]
-    side = max(h, w)
-    canvas = np.full((side, side, *crop.shape[2:]), 255, dtype=np.uint8)
-    top, left = (side - h) // 2, (side - w) // 2
-    canvas[top : top + h, left : left + w] = crop
-    return canvas
-
-
-def _crop(image: np.ndarray, box: Sequence[int], what: str) -> np.ndarray:
-    """``image[y0:y1, x0:x1]`` (upper bounds exclusive), clipped to the image."""
-    y0, y1, x0, x1 = (int(v) for v in box)
-    height, width = image.shape[:2]
-    y0, x0 = max(y0, 0), max(x0, 0)
-    y1, x1 = min(y1, height), min(x1, width)
-    if y1 <= y0 or x1 <= x0:
-        raise LabelError(f"{what}: its box {tuple(box)} is empty inside a {height}×{width} image")
-    crop = np.asarray(image)[y0:y1, x0:x1]
-    if crop.dtype != np.uint8:
-        raise LabelError(f"{what}: expected a uint8 image, found {crop.dtype}")
-    return crop
-
-
 def _save_png(path: Path, image: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.ascontiguousarray(image)).save(path, format="PNG")
@@ -447,15 +416,16 @@ def export_protopdebug(
     A prototype whose current label without an image case is *misleading* goes to
     ``forbidden_prototypes/class_idx_<c>/``, one labelled *valid* to
     ``remembering_prototypes/class_idx_<c>/`` (``c``: the prototype's class); other verdicts are
-    skipped. Each cut-out is the 95th-percentile box of the prototype's source image (its
-    projection box), plus, when ``nearest_train`` is given, the boxes of its nearest training
-    patches, each pasted centred on a white square canvas and saved as
+    skipped. Its cut-outs (:func:`explorer.analysis.cut_outs.prototype_cut_outs`: the 95th-percentile
+    box on its source image, plus, when ``nearest_train`` is given, on its nearest training patches)
+    are each pasted at their own size, centred, on a white canvas of the model's input size, as
+    ProtoPDebug's ``prepare_cut_out_image`` does, and saved as
     ``c=<class>_p=<prototype>_i=<training image index>.png``. Files of the same name are replaced;
     nothing else in ``out_dir`` is touched.
 
     Args:
         store: the label store.
-        bundle: the model (needs ``content_hash``, ``projection`` and ``source_image``).
+        bundle: the model (needs ``content_hash``, ``spec``, ``projection`` and ``source_image``).
         out_dir: the destination folder.
         nearest_train: nearest patches of the *training* split, for more cut-outs per prototype.
 
@@ -464,60 +434,37 @@ def export_protopdebug(
         ``forbidden_files``, ``remembering_files`` (PNG files written).
 
     Raises:
-        LabelError: the model has no projection records, or ``nearest_train`` does not fit it.
+        LabelError: a labelled prototype has nothing to cut out, or ``nearest_train`` does not fit.
     """
+    from explorer.analysis.cut_outs import CutOutError, check_nearest_train, prototype_cut_outs
+
     out_dir = Path(out_dir)
-    projection = bundle.projection
+    count = bundle.spec.num_prototypes
     labels = [e for e in store.current(model_hash=bundle.content_hash) if e.case is None]
     chosen = [e for e in labels if e.verdict in ("misleading", "valid")]
-    if chosen and not projection:
-        raise LabelError(
-            f"model {bundle.content_hash} has no projection records, so its prototypes have no "
-            "cut-outs to export"
-        )
-    if nearest_train is not None:
-        split = getattr(nearest_train, "split", "train")
-        if split != "train":
-            raise LabelError(f"ProtoPDebug cut-outs come from the training split, not {split!r}")
-        if nearest_train.images.shape[0] != len(projection):
-            raise LabelError(
-                f"the nearest patches are of {nearest_train.images.shape[0]} prototypes, the model "
-                f"has {len(projection)}"
-            )
     counts = {
         "forbidden_prototypes": 0,
         "remembering_prototypes": 0,
         "forbidden_files": 0,
         "remembering_files": 0,
     }
-    for label in chosen:
-        j = label.prototype
-        if j >= len(projection):
-            log.warning("skipping label of prototype %d: the model has %d", j, len(projection))
-            continue
-        record = projection[j]
-        kind = "forbidden" if label.verdict == "misleading" else "remembering"
-        folder = out_dir / (FORBIDDEN_DIR if kind == "forbidden" else REMEMBERING_DIR)
-        folder = folder / f"class_idx_{record.class_index}"
-        crops = [(int(record.source_index), bundle.source_image(j), record.box)]
-        if nearest_train is not None:
-            for k in range(nearest_train.images.shape[1]):
-                crops.append(
-                    (
-                        int(nearest_train.images[j, k]),
-                        nearest_train.pixels[j, k],
-                        nearest_train.boxes[j, k],
-                    )
-                )
-        written: set[int] = set()
-        for image_index, image, box in crops:
-            if image_index < 0 or image_index in written:
-                continue  # an empty top-k slot, or the source image again among the nearest
-            crop = _crop(image, box, f"prototype {j}, training image {image_index}")
-            name = f"c={record.class_index}_p={j}_i={image_index}.png"
-            _save_png(folder / name, white_square(crop))
-            written.add(image_index)
-        counts[f"{kind}_prototypes"] += 1
-        counts[f"{kind}_files"] += len(written)
+    try:
+        check_nearest_train(bundle, nearest_train)
+        for label in chosen:
+            j = label.prototype
+            if j >= count:
+                log.warning("skipping label of prototype %d: the model has %d", j, count)
+                continue
+            kind = "forbidden" if label.verdict == "misleading" else "remembering"
+            cut_outs = prototype_cut_outs(bundle, j, nearest_train)
+            for cut in cut_outs:
+                folder = out_dir / (FORBIDDEN_DIR if kind == "forbidden" else REMEMBERING_DIR)
+                name = f"c={cut.class_index}_p={j}_i={cut.image_index}.png"
+                _save_png(folder / f"class_idx_{cut.class_index}" / name,
+                          cut.on_canvas(bundle.spec.input_size))  # fmt: skip
+            counts[f"{kind}_prototypes"] += 1
+            counts[f"{kind}_files"] += len(cut_outs)
+    except CutOutError as error:
+        raise LabelError(f"model {bundle.content_hash}: {error}") from None
     log.info("ProtoPDebug export of model %s to %s: %s", bundle.content_hash, out_dir, counts)
     return counts
