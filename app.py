@@ -28,6 +28,7 @@ import logging  # noqa: E402
 import os  # noqa: E402
 
 from explorer.api import WEIGHTS_DIR, Explorer  # noqa: E402
+from explorer.cache import default_models_dir  # noqa: E402
 from explorer.auth import Credentials  # noqa: E402
 from explorer.errors import ExplorerError  # noqa: E402
 from explorer.ui.app import LOCALHOST, launch  # noqa: E402
@@ -52,7 +53,8 @@ args = parser.parse_args()
 # warnings (e.g. a model folder skipped because its spec.json cannot be read) go to stderr
 logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 try:
-    explorer = Explorer([WEIGHTS_DIR, *args.models], default_model=args.model)
+    # the models the app itself made (retrains) are served again after a restart
+    explorer = Explorer([WEIGHTS_DIR, default_models_dir(), *args.models], default_model=args.model)
     credentials = Credentials.load(args.auth) if args.auth else None
     # Building the app loads the default model (weights, examples): a bad one ends here too, as
     # does a port already in use (OSError), with one line instead of a traceback.

@@ -21,6 +21,12 @@ from typing import TYPE_CHECKING, Any
 # seconds torch, captum and scipy take; ``from explorer import Explorer`` imports only what the facade
 # needs (torch, numpy, Pillow and the model code; the analyses import the rest when first called).
 _EXPORTS: dict[str, str] = {
+    "RETRAIN_VERDICTS": "explorer.api",
+    "JobStatus": "explorer.jobs",
+    "JobRefused": "explorer.jobs",
+    "DebugProgress": "explorer.train.debug",
+    "CutOut": "explorer.analysis.cut_outs",
+    "BeforeAfter": "explorer.analysis.before_after",
     "ATTRIBUTE_MODES": "explorer.api",
     "DEFAULT_THRESHOLD": "explorer.analysis.redundancy",
     "LABEL_FORMATS": "explorer.api",
@@ -79,6 +85,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
         LocalAttributes,
     )
     from explorer.analysis.attributions import AttributionMap
+    from explorer.analysis.before_after import BeforeAfter
+    from explorer.analysis.cut_outs import CutOut
     from explorer.analysis.explanation import Explanation, PatchPair
     from explorer.analysis.nearest import NearestPatches
     from explorer.analysis.packing import AnalysisRun, Packing
@@ -86,14 +94,23 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from explorer.analysis.redundancy import DEFAULT_THRESHOLD, Cluster, RedundancyReport
     from explorer.analysis.scoring_sheet import ScoringSheet
     from explorer.analysis.whatif import WhatIf
-    from explorer.api import ATTRIBUTE_MODES, LABEL_FORMATS, SPLITS, Explorer, ModelInfo
+    from explorer.api import (
+        ATTRIBUTE_MODES,
+        LABEL_FORMATS,
+        RETRAIN_VERDICTS,
+        SPLITS,
+        Explorer,
+        ModelInfo,
+    )
     from explorer.boxes import upsample_map
     from explorer.errors import BadImageError, CheckpointError, ExplorerError, UnknownModelError
+    from explorer.jobs import JobRefused, JobStatus
     from explorer.labels.store import REASONS, VERDICTS, LabelError, LabelEvent, LabelImport
     from explorer.models.checkpoint import ModelBundle, load_model, save_model
     from explorer.models.importers import ImportReport
     from explorer.result_store import StoredResult
     from explorer.spec import ModelSpec
+    from explorer.train.debug import DebugProgress
     from explorer.types import ModelOutput, Prediction, PrototypeEvidence, PrototypeRecord
 
 
@@ -104,20 +121,26 @@ __all__ = [
     "LOCAL_RELATIVE_READING",
     "REASONS",
     "RELATIVE_READING",
+    "RETRAIN_VERDICTS",
     "SPLITS",
     "VERDICTS",
     "WHY_RAW_FAVOURS_CONTRAST",
     "AnalysisRun",
     "AttributionMap",
     "BadImageError",
+    "BeforeAfter",
     "CheckpointError",
     "Cluster",
+    "CutOut",
+    "DebugProgress",
     "Explanation",
     "Explorer",
     "ExplorerError",
     "GlobalAttributes",
     "ImageActivations",
     "ImportReport",
+    "JobRefused",
+    "JobStatus",
     "LabelError",
     "LabelEvent",
     "LabelImport",

@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import os
 import re
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -49,7 +50,7 @@ from explorer.analysis.redundancy import (
     redundancy_report,
 )
 from explorer.analysis.whatif import WhatIf, disabled_weight, what_if
-from explorer.cache import AnalysisCache, default_cache_dir
+from explorer.cache import AnalysisCache, default_cache_dir, default_models_dir
 from explorer.data import ImageSet, load_split
 from explorer.errors import CheckpointError, ExplorerError, UnknownModelError
 from explorer.folder_analyses import (
@@ -60,6 +61,7 @@ from explorer.folder_analyses import (
     write_folder_analyses,
 )
 from explorer.images import load_image
+from explorer.jobs import Jobs, JobStatus
 from explorer.models.base import CAPABILITIES, not_applicable_line
 from explorer.models.card import model_card_markdown
 from explorer.models.checkpoint import SPEC_FILE, ModelBundle, example_class, load_model, read_png
@@ -72,6 +74,8 @@ from explorer.validation import prototype_index, whole_number
 if TYPE_CHECKING:
     # annotations only: these modules are imported by the methods that use them
     from explorer.analysis.attribute_report import MatchAttributes, PrototypeAttributes
+    from explorer.analysis.before_after import BeforeAfter
+    from explorer.analysis.cut_outs import CutOut
     from explorer.analysis.explanation import Explanation
     from explorer.analysis.model_comparison import ModelFigures
     from explorer.analysis.scoring_sheet import ScoringSheet
@@ -87,6 +91,7 @@ REMEMBERED_DOSE_CURVES = 256  # prototypes' dose-response curves kept in memory 
 SPLITS = ("train", "test")
 ATTRIBUTE_MODES = MODES
 LABEL_FORMATS = ("json", "csv")
+RETRAIN_VERDICTS = ("misleading", "valid")  # forgotten, remembered
 DEFAULT_BACKBONE = "efficientnet_lite0"
 
 
@@ -129,6 +134,24 @@ class ModelInfo:
             "accuracy": self.accuracy,
             "licence": self.licence,
         }
+
+
+def _recorded_cut_outs(
+    recorded: dict[str, list[dict[str, Any]]], train: ImageSet, parent: ModelBundle
+) -> dict[int, list[CutOut]]:
+    """The cut-outs a retrain recorded (training image and box), cut again from the training split
+    at model-input size; by labelled prototype."""
+    from explorer.analysis.cut_outs import CutOut, crop_box
+    from explorer.models.preprocess import to_model_pixels
+
+    out: dict[int, list[CutOut]] = {}
+    for record in [*recorded.get("forbidden", []), *recorded.get("remembered", [])]:
+        j, index, box = int(record["prototype"]), int(record["image_index"]), record["box"]
+        pixels = to_model_pixels(train.images[index], parent.spec)
+        crop = crop_box(pixels, box, f"prototype {j}, training image {index}")
+        cut = CutOut(j, int(record["class_index"]), index, tuple(int(v) for v in box), crop)
+        out.setdefault(j, []).append(cut)
+    return out
 
 
 def _check_split(split: str) -> None:
@@ -244,6 +267,7 @@ class Explorer:
         max_loaded: int = MAX_LOADED_MODELS,
         cache_root: str | Path | None = None,
         label_path: str | Path | None = None,
+        models_out: str | Path | None = None,
     ) -> None:
         """Registers the model folders in ``model_dirs`` (each a model folder or a folder of them;
         one path alone is one folder); paths may be ``str`` or ``Path``.
@@ -254,6 +278,9 @@ class Explorer:
         Raises:
             CheckpointError: a model folder named directly has a bad ``spec.json``.
             UnknownModelError: ``default_model`` is not among the registered models.
+
+        ``models_out`` is where background retrains (:meth:`start_retrain`) write their model
+        folders (default :func:`~explorer.cache.default_models_dir`).
         """
         self._folders: dict[str, Path] = {}
         self._loaded: OrderedDict[str, ModelBundle] = OrderedDict()
@@ -264,6 +291,9 @@ class Explorer:
         self._doses: OrderedDict[tuple[str, int, str], dict[str, Any]] = OrderedDict()
         self._label_path = None if label_path is None else Path(label_path)
         self._labels: LabelStore | None = None
+        self._jobs: Jobs | None = None
+        self.models_out = Path(models_out) if models_out is not None else default_models_dir()
+        """Where background retrains write their model folders."""
         self.skipped_folders: dict[Path, str] = {}
         if isinstance(model_dirs, str | os.PathLike):
             model_dirs = (model_dirs,)
@@ -1313,6 +1343,253 @@ class Explorer:
         folder = Path(out or Path("weights") / config.model_id)
         (train_pipnet if isinstance(config, PIPNetConfig) else train)(config, folder)
         return self._register(folder)
+
+    # --- retraining from labels (ProtoPDebug) -------------------------------------------------
+    def retrain_labels(self, model_id: str | None = None) -> list[LabelEvent]:
+        """The labels a retrain of this model would use: the current general labels (no image case)
+        that are *misleading* (forgotten) or *valid* (remembered), by prototype."""
+        return [
+            e
+            for e in self.current_labels(self._required_id(model_id))
+            if e.case is None and e.verdict in RETRAIN_VERDICTS
+        ]
+
+    def _required_id(self, model_id: str | None) -> str:
+        return self._folder(model_id)[0]
+
+    def retrain_blocker(self, model_id: str | None = None) -> str | None:
+        """Why this model cannot be retrained from its labels (``None``: it can): a family without
+        prototype vectors, no recorded training configuration, or no labels to use."""
+        bundle = self.bundle(model_id)
+        line = not_applicable_line(bundle.model, CAPABILITIES["prototype_vectors"])
+        if line is not None:
+            return line.replace(
+                "Not shown:", "Not available: retraining from labels (ProtoPDebug),", 1
+            )
+        if not bundle.spec.training.get("dataset"):
+            return (
+                f"Not available: retraining '{bundle.spec.model_id}' — it records no training "
+                "configuration (an imported model); retrain models trained by this explorer."
+            )
+        if not self.retrain_labels(bundle.spec.model_id):
+            return (
+                "Nothing to retrain from yet: label prototypes *misleading* (to forget) or *valid* "
+                "(to remember) first."
+            )
+        return None
+
+    def retrain_estimate(self, model_id: str | None = None, **settings: Any) -> float | None:
+        """Minutes a retrain would take, estimated from the model's recorded training time (``None``
+        when it records none)."""
+        from explorer.train.debug import DebugConfig, estimated_minutes
+
+        try:
+            config = DebugConfig(**{k: v for k, v in settings.items() if v is not None})
+        except (TypeError, ValueError) as error:
+            raise ExplorerError(str(error)) from None
+        return estimated_minutes(self.spec(model_id).training, config)
+
+    def _cut_outs(self, bundle: ModelBundle, prototypes: Iterable[int]) -> list[CutOut]:
+        """The labelled prototypes' cut-outs: push source and nearest training patches (computed and
+        stored first if missing: one pass over the training split)."""
+        from explorer.analysis.cut_outs import CutOutError, labelled_cut_outs
+
+        nearest = self._nearest(bundle, "train")
+        try:
+            return labelled_cut_outs(bundle, prototypes, nearest)
+        except CutOutError as error:
+            raise ExplorerError(f"{bundle.spec.model_id}: {error}") from None
+
+    def free_model_id(self, base: str) -> str:
+        """``base``, or ``base-2``, ``base-3``, ... : the first id no registered model has."""
+        taken, candidate, n = set(self._folders), base, 1
+        while candidate in taken:
+            n += 1
+            candidate = f"{base}-{n}"
+        return candidate
+
+    def debug(
+        self,
+        model_id: str | None = None,
+        out: str | Path | None = None,
+        *,
+        new_id: str | None = None,
+        progress: Callable[[Any], None] | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+        threads: int | None = None,
+        **settings: Any,
+    ) -> ModelInfo:
+        """Retrains a ProtoPNet from its labels with ProtoPDebug and registers the new model.
+
+        Misleading prototypes' cut-outs are forgotten, valid ones' remembered
+        (:mod:`explorer.train.debug`); the parent's folder is only read and the new one is written
+        whole or not at all.
+
+        Args:
+            model_id: the model to retrain.
+            out: the new model folder (default ``weights/<new id>`` under the current folder).
+            new_id: the new model's id (default ``<model id>-debugged``, numbered if taken).
+            progress: called with a :class:`~explorer.train.debug.DebugProgress` after each step.
+            should_stop: polled at each step; ``True`` cancels the run (nothing is written).
+            threads: torch threads for the run.
+            **settings: :class:`~explorer.train.debug.DebugConfig` fields (``rounds``,
+                ``warm_epochs``, ``joint_epochs``, ``last_epochs``, ``act_place``,
+                ``class_specific``, ``forget_weight``, ``remember_weight``, ``seed``).
+
+        Raises:
+            ExplorerError: the model cannot be retrained (see :meth:`retrain_blocker`), a setting is
+                out of range, or ``out`` is taken.
+        """
+        from explorer.train.debug import DebugConfig, debug_model
+
+        bundle = self.bundle(model_id)
+        blocker = self.retrain_blocker(bundle.spec.model_id)
+        if blocker is not None:
+            raise ExplorerError(blocker.replace("*", ""))
+        unknown = sorted(set(settings) - set(DebugConfig.field_names()))
+        if unknown:
+            raise ExplorerError(
+                f"unknown retrain settings: {', '.join(unknown)} (known: "
+                f"{', '.join(DebugConfig.field_names())})"
+            )
+        try:
+            config = DebugConfig(**{k: v for k, v in settings.items() if v is not None})
+        except ValueError as error:
+            raise ExplorerError(str(error)) from None
+        if new_id is not None and not MODEL_ID.fullmatch(new_id):
+            raise ExplorerError(
+                f"the model id {new_id!r} is not usable: 1 to 64 letters, digits, '_', '-' or '.', "
+                "starting with a letter or digit"
+            )
+        new_id = new_id or self.free_model_id(f"{bundle.spec.model_id}-debugged")
+        folder = Path(out) if out is not None else Path("weights") / new_id
+        labels = self.retrain_labels(bundle.spec.model_id)
+        forbidden = self._cut_outs(
+            bundle, [e.prototype for e in labels if e.verdict == "misleading"]
+        )
+        remembered = self._cut_outs(bundle, [e.prototype for e in labels if e.verdict == "valid"])
+        records = [
+            {"id": e.id, "prototype": e.prototype, "verdict": e.verdict, "reason": e.reason,
+             "reviewer": e.reviewer, "time": e.time}
+            for e in labels
+        ]  # fmt: skip
+        debug_model(
+            bundle, forbidden, remembered, folder, new_id, records, config,
+            progress=progress, should_stop=should_stop, threads=threads,
+        )  # fmt: skip
+        return self._register(folder.resolve())
+
+    @property
+    def retrain_jobs(self) -> Jobs:
+        """The background retrains of this Explorer (one per model at a time)."""
+        with self._lock:
+            if self._jobs is None:
+                self._jobs = Jobs(on_done=lambda status: self._register_job_model(status))
+            return self._jobs
+
+    def _register_job_model(self, status: JobStatus) -> None:
+        folder = Path(str((status.result or {}).get("model", "")))
+        self._register(folder)
+
+    def start_retrain(
+        self, model_id: str | None = None, threads: int | None = None, **settings: Any
+    ) -> JobStatus:
+        """Starts a retrain of ``model_id`` from its labels in a background process (see
+        :meth:`debug`), writing the new model under :attr:`models_out`; it is registered here
+        when it is done.
+
+        Raises:
+            ExplorerError: the model cannot be retrained. JobRefused: one of it is running.
+        """
+        from explorer.train.debug import partial_folder
+
+        model_id = self._required_id(model_id)
+        blocker = self.retrain_blocker(model_id)
+        if blocker is not None:
+            raise ExplorerError(blocker.replace("*", ""))
+        self.retrain_jobs.check_free(model_id)
+        new_id = self.free_model_id(f"{model_id}-debugged")
+        out = self.models_out / new_id
+        while out.exists():  # a folder left by another app using the same models folder
+            new_id = self.free_model_id(new_id + "-2")
+            out = self.models_out / new_id
+        self.models_out.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable, "-m", "explorer", "debug",
+            "--model", str(self._folders[model_id].resolve()), "--out", str(out.resolve()),
+            "--model-id", new_id, "--progress-json",
+            *(["--threads", str(threads)] if threads else []),
+        ]  # fmt: skip
+        for name, value in settings.items():
+            flag = "--" + name.replace("_", "-")
+            if isinstance(value, bool):
+                command.append(flag if value else f"--no-{name.replace('_', '-')}")
+            elif value is not None:
+                command += [flag, str(value)]
+        env = {
+            "EXPLORER_LABELS_DB": str(self.labels_path.resolve()),
+            "EXPLORER_CACHE_DIR": str(self.cache_root.resolve()),
+        }
+        package_root = Path(__file__).resolve().parent.parent  # `-m explorer` from anywhere
+        return self.retrain_jobs.start(
+            model_id, command, env, partial_folder(out.resolve()), package_root
+        )
+
+    def retrain_status(self, model_id: str | None = None) -> JobStatus | None:
+        """The latest background retrain of a model (``None``: none since the app started)."""
+        return self.retrain_jobs.status(self._required_id(model_id))
+
+    def cancel_retrain(self, model_id: str | None = None) -> JobStatus | None:
+        """Stops a model's running retrain; nothing of it is left on disk."""
+        return self.retrain_jobs.cancel(self._required_id(model_id))
+
+    def lineage(self, model_id: str | None = None) -> list[str]:
+        """The registered models of ``model_id``'s lineage (its ancestors and descendants by the
+        lineage records of their specs, itself included), oldest first."""
+        model_id = self._required_id(model_id)
+        specs = {m: ModelSpec.load(f / SPEC_FILE) for m, f in list(self._folders.items())}
+        parent_of = {
+            m: s.lineage.get("parent", {}).get("model_id") for m, s in specs.items() if s.lineage
+        }
+        root = model_id
+        while parent_of.get(root) in specs and parent_of[root] != model_id:
+            root = parent_of[root]
+        family, frontier = [root], [root]
+        while frontier:
+            children = [m for m, p in parent_of.items() if p in frontier and m not in family]
+            family += children
+            frontier = children
+        return family
+
+    def before_after(self, before: str, after: str) -> BeforeAfter:
+        """What changed from one model to another of its lineage (:mod:`explorer.analysis.before_after`):
+        accuracy overall and per class on the test split, each prototype's source and weight, how
+        much each labelled confound still activates the model, and the test images whose
+        prediction changed. The confounds are the cut-outs the retrain used (its lineage record),
+        else the cut-outs of ``before``'s current labels.
+
+        Raises:
+            ExplorerError: the two models are not comparable, or their test split is missing.
+        """
+        from explorer.analysis.before_after import before_after
+
+        old, new = self.bundle(before), self.bundle(after)
+        labels = {e.prototype: e.verdict for e in self.retrain_labels(old.spec.model_id)}
+        recorded = new.spec.lineage.get("cut_outs")
+        if recorded and new.spec.lineage.get("parent", {}).get("content_hash") == old.content_hash:
+            train = self._dataset(old, "train")
+            cut_outs = _recorded_cut_outs(recorded, train, old)
+            labels = {
+                **{int(r["prototype"]): str(r["verdict"]) for r in new.spec.lineage["labels"]},
+                **labels,
+            }
+        else:
+            cut_outs = {j: self._cut_outs(old, [j]) for j in labels}
+        test = self._dataset(old, "test")
+        try:
+            return before_after(old, new, test.images, test.labels, labels, cut_outs)
+        except ValueError as error:
+            raise ExplorerError(str(error)) from None
 
     # --- importing -----------------------------------------------------------------------------
     def import_checkpoint(

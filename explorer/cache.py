@@ -32,6 +32,15 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "prototype-explorer"
 
 
+def default_models_dir() -> Path:
+    """Where the app writes the models it makes (retrains): ``$EXPLORER_MODELS_DIR``, else
+    ``~/.local/share/prototype-explorer/models`` (beside the labels, outside the repository)."""
+    env = os.environ.get("EXPLORER_MODELS_DIR")
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".local" / "share" / "prototype-explorer" / "models"
+
+
 def save_stamped(path: Path, arrays: dict[str, np.ndarray], content_hash: str) -> Path:
     """Writes ``arrays`` to ``path`` atomically, stamped with the format and ``content_hash``: a
     reader sees the old file, the new file, or none — never half of one."""

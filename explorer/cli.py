@@ -1,4 +1,4 @@
-"""The command line: ``python -m explorer train|import|predict|explain|report|analyse|redundancy|sheet|labels|models``.
+"""The command line: ``python -m explorer train|import|predict|explain|report|analyse|redundancy|sheet|compare|debug|before-after|labels|models``.
 
 Every command prints JSON on stdout (progress on stderr); a bad input ends with a one-line message on
 stderr and exit status 2, never a traceback. ``explain`` goes on past files it cannot read, reports
@@ -21,9 +21,20 @@ from typing import TYPE_CHECKING
 from explorer.errors import ExplorerError
 
 if TYPE_CHECKING:
-    from explorer import Explorer
+    from explorer import DebugProgress, Explorer
 
 EXIT_BAD_INPUT = 2
+DEBUG_SETTINGS = (
+    "rounds", "warm_epochs", "joint_epochs", "last_epochs", "act_place", "class_specific",
+    "forget_weight", "remember_weight", "seed",
+)  # fmt: skip
+"""``debug``'s options that are settings of the retrain (``None``: the default)."""
+PRESET_NAMES = (
+    "fashion_mnist", "synthetic", "elpv", "blobs", "synthetic_pipnet", "synthetic_marker",
+    "synthetic_unmarked",
+)  # fmt: skip
+"""``train --preset``: every preset of :mod:`explorer.train.config` and of the PIP-Net trainer (a
+test holds the two equal; the registries import torch, which ``--help`` should not wait for)."""
 
 
 def _explorer(args: argparse.Namespace) -> tuple[Explorer, str | None]:
@@ -340,6 +351,67 @@ def _import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _debug(args: argparse.Namespace) -> int:
+    import signal
+
+    explorer, model = _explorer(args)
+    progress = None
+    if args.progress_json:
+
+        def progress(step: DebugProgress) -> None:
+            record = {"stage": step.stage, "done": step.done, "total": step.total}
+            print(json.dumps({"progress": record}), flush=True)
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # the retrain's clean-up runs, nothing half-written is left
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    settings = {name: getattr(args, name) for name in DEBUG_SETTINGS}
+    try:
+        info = explorer.debug(
+            model, args.out, new_id=args.model_id, progress=progress, threads=args.threads,
+            **settings,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        print("error: the retrain was stopped; nothing was written", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    spec = explorer.spec(info.model_id)
+    result = {
+        "model": str(info.folder), "model_id": info.model_id, "parent": spec.lineage["parent"],
+        "accuracy": info.accuracy, "minutes": spec.training.get("minutes"),
+        "parent_training_minutes": spec.lineage["parent"].get("training_minutes"),
+    }  # fmt: skip
+    print(json.dumps({"result": result}) if args.progress_json else json.dumps(result, indent=2))
+    return 0
+
+
+def _before_after(args: argparse.Namespace) -> int:
+    from explorer.viz.lineage_text import before_after_markdown
+
+    explorer, _ = _explorer(args)
+    for model in (args.before, args.after):
+        if model not in explorer.model_ids() and Path(model).is_dir():
+            explorer.add_model_folder(model)
+    before = _model_id_of(explorer, args.before)
+    after = _model_id_of(explorer, args.after)
+    result = explorer.before_after(before, after)
+    print(
+        before_after_markdown(result) if args.markdown else json.dumps(result.to_dict(), indent=2)
+    )
+    return 0
+
+
+def _model_id_of(explorer: Explorer, model: str) -> str:
+    """A model id, or the id of the model folder ``model`` (registered by then)."""
+    if model in explorer.model_ids():
+        return model
+    from explorer import ModelSpec
+
+    return ModelSpec.load(Path(model) / "spec.json").model_id
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m explorer", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -354,9 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser(
         "train", help="train a ProtoPNet (a shipped preset or your ImageFolder)"
     )
-    train.add_argument(
-        "--preset", choices=["fashion_mnist", "synthetic", "elpv", "blobs", "synthetic_pipnet"]
-    )
+    train.add_argument("--preset", choices=PRESET_NAMES)
     train.add_argument("--data", help="ImageFolder root with train/<class>/ and test/<class>/")
     train.add_argument(
         "--backbone", default="efficientnet_lite0", choices=["efficientnet_lite0", "small_cnn"]
@@ -502,6 +572,48 @@ def build_parser() -> argparse.ArgumentParser:
         "--history", action="store_true", help="every event, not only current labels"
     )
     labels.set_defaults(run=_labels)
+
+    debug = commands.add_parser(
+        "debug",
+        parents=[with_models],
+        help="retrain a ProtoPNet from its labels (ProtoPDebug): forget the prototypes labelled "
+        "misleading, remember the valid ones; writes a new model folder",
+    )
+    debug.add_argument("--model", required=True, help="model id or model folder to retrain")
+    debug.add_argument("--out", help="the new model folder (default weights/<new id>)")
+    debug.add_argument("--model-id", help="the new model's id (default <model>-debugged)")
+    debug.add_argument("--rounds", type=int, help="fine-tune, push, last layer: how often (1)")
+    debug.add_argument("--warm-epochs", type=int, help="add-on and prototypes epochs (5)")
+    debug.add_argument("--joint-epochs", type=int, help="epochs with the backbone too (10)")
+    debug.add_argument("--last-epochs", type=int, help="last-layer epochs (the parent's)")
+    debug.add_argument(
+        "--act-place", choices=["all", "center"],
+        help="where a prototype's similarity to a cut-out is read: best cell or centre (all)",
+    )  # fmt: skip
+    debug.add_argument(
+        "--class-specific", action=argparse.BooleanOptionalAction,
+        help="forget only with the cut-out's class's prototypes (default) or with every prototype",
+    )  # fmt: skip
+    debug.add_argument("--forget-weight", type=float, help="λ forget (100)")
+    debug.add_argument("--remember-weight", type=float, help="λ remember (10)")
+    debug.add_argument("--seed", type=int, help="the run's seed (0)")
+    debug.add_argument("--threads", type=int, help="torch threads (the parent's training setting)")
+    debug.add_argument(
+        "--progress-json", action="store_true",
+        help="one JSON line per step on stdout, the result last (for programs that follow it)",
+    )  # fmt: skip
+    debug.set_defaults(run=_debug)
+
+    before_after = commands.add_parser(
+        "before-after",
+        parents=[with_models],
+        help="what a retrain changed: accuracy per class, prototypes moved, how much the flagged "
+        "confounds still activate the model, predictions changed (JSON, or Markdown)",
+    )
+    before_after.add_argument("--before", required=True, help="the parent: model id or folder")
+    before_after.add_argument("--after", required=True, help="the retrained model: id or folder")
+    before_after.add_argument("--markdown", action="store_true", help="Markdown instead of JSON")
+    before_after.set_defaults(run=_before_after)
 
     users = commands.add_parser(
         "users", help="manage the login file for shared deployments (python app.py --auth FILE)"

@@ -100,6 +100,9 @@ class ModelSpec:
         training: the training configuration as run (seed included).
         accuracy: measured test accuracies (``before_push``, ``after_push``, ``after_last_layer``, ...).
         licence: licence of the weights / training data.
+        lineage: for a model made from another one (a ProtoPDebug retrain): the parent's id and
+            content hash, the label events used and the configuration; empty for a model trained
+            from scratch or imported (and then not written, so older specs stay byte-equal).
     """
 
     model_id: str
@@ -117,6 +120,7 @@ class ModelSpec:
     accuracy: dict[str, float] = field(default_factory=dict)
     licence: str = ""
     spec_version: int = SPEC_VERSION
+    lineage: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -165,6 +169,8 @@ class ModelSpec:
         data["mean"] = list(self.mean)
         data["std"] = list(self.std)
         data["class_names"] = list(self.class_names)
+        if not self.lineage:
+            del data["lineage"]
         return data
 
     def save(self, path: Path) -> None:
@@ -303,7 +309,24 @@ class ModelSpec:
             accuracy={k: float(v) for k, v in dict(data.get("accuracy", {})).items()},
             licence=str(data.get("licence", "")),
             spec_version=int(data.get("spec_version", SPEC_VERSION)),
+            lineage=_lineage(data.get("lineage", {}), where),
         )
+
+
+def _lineage(value: Any, where: str) -> dict[str, Any]:
+    """The optional ``lineage`` object; its parent, when given, names an id and a content hash."""
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{where}: spec.json field 'lineage' must be an object")
+    parent = value.get("parent")
+    if parent is not None and not (
+        isinstance(parent, dict)
+        and isinstance(parent.get("model_id"), str)
+        and isinstance(parent.get("content_hash"), str)
+    ):
+        raise CheckpointError(
+            f"{where}: spec.json field 'lineage.parent' must name a model_id and a content_hash"
+        )
+    return dict(value)
 
 
 def _add_on_layout(arch: dict[str, Any], dim: int, where: str) -> tuple[str, ...] | None:

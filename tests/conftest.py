@@ -6,6 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import cv2
 import pytest
 import torch
 
@@ -24,6 +25,7 @@ os.environ["EXPLORER_CACHE_DIR"] = tempfile.mkdtemp(prefix="explorer-test-cache-
 os.environ["EXPLORER_LABELS_DB"] = os.path.join(
     tempfile.mkdtemp(prefix="explorer-test-labels-"), "labels.sqlite3"
 )
+os.environ["EXPLORER_MODELS_DIR"] = tempfile.mkdtemp(prefix="explorer-test-models-")
 
 
 def tiny_spec(
@@ -88,3 +90,25 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     folder = tmp_path_factory.mktemp("run") / "tiny"
     spec = train(tiny_config(), folder, train_set, test_set)
     return folder, (train_set, test_set, spec)
+
+
+@pytest.fixture(scope="session")
+def tiny_folder_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny ProtoPNet (2 prototypes per class, 32 px) trained on an ImageFolder of the synthetic
+    set (8 training and 4 test images per class); returns its model folder."""
+    root = tmp_path_factory.mktemp("retrain")
+    data = root / "data"
+    for split, images in (
+        ("train", generate(8, "train", 0, 32)),
+        ("test", generate(4, "test", 1, 32)),
+    ):
+        for i, (image, label) in enumerate(zip(images.images, images.labels, strict=True)):
+            path = data / split / images.class_names[label] / f"{i}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    config = tiny_config().with_overrides(
+        model_id="tiny_folder", dataset=str(data), push_on_object=False
+    )
+    folder = root / "tiny_folder"
+    train(config, folder)
+    return folder

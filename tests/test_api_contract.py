@@ -28,6 +28,8 @@ CONTRACT: dict[str, tuple[list[str], list[str]]] = {
     "/attributes": (
         ["path", "model_id", "choice", "mode_name", "reading_name"], ["Plot", "Markdown"]
     ),
+    "/before_after": (["before", "after"], ["Markdown"]),
+    "/cancel_retrain": (["model_id"], ["Markdown", "Timer"]),
     "/compare": (["model_id"], ["Markdown"]),
     "/compute_attributes": (
         ["model_id", "prototype", "mode_name", "reading_name"], ["Plot", "Markdown", "Plot"]
@@ -53,6 +55,7 @@ CONTRACT: dict[str, tuple[list[str], list[str]]] = {
     ),
     "/redundancy": (["model_id", "cut"], ["Markdown", "Plot", "Dataframe", "Gallery"]),
     "/report": (["path", "model_id", "what_if_on"], ["File"]),
+    "/retrain": (["model_id"], ["Markdown", "Timer"]),
     "/undo_label": (["model_id", "chosen", "name"], ["Markdown"]),
     "/what_if": (["model_id", "cut", "disabled_text", "cluster_number"], ["Markdown", "Dataframe"]),
     "/why_not": (["path", "model_id", "target_choice", "other"], ["Plot", "Markdown"]),
@@ -122,3 +125,16 @@ def test_an_unknown_model_is_named_in_the_error(
     with pytest.raises(AppError, match="no_such_model"):
         client.predict(*arguments, api_name=endpoint)
     assert client.predict("synthetic", api_name="/model_card").startswith("#")
+
+
+def test_retrain_endpoints_say_why_nothing_runs_and_compare_two_models(client: Client) -> None:
+    with pytest.raises(AppError, match="Nothing to retrain from yet: label prototypes misleading"):
+        client.predict("synthetic", api_name="/retrain")
+    with pytest.raises(AppError, match=r"Not available: retraining from labels .*PIP-Net"):
+        client.predict("synthetic_pipnet", api_name="/retrain")
+    with pytest.raises(AppError, match="no retrain of 'synthetic' is running"):
+        client.predict("synthetic", api_name="/cancel_retrain")
+    with pytest.raises(AppError, match="different prototypes; a before/after compares a model"):
+        client.predict("synthetic", "synthetic_pipnet", api_name="/before_after")
+    with pytest.raises(AppError, match="after: unknown model 'nope'"):
+        client.predict("synthetic", "nope", api_name="/before_after")

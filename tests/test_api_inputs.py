@@ -82,6 +82,18 @@ def table() -> dict[str, tuple[list, list[tuple[str, object, str]]]]:
              ("choice", 2.5, WHOLE), ("choice", "P999", RANGE), ("choice", True, "not True"),
              ("mode_name", "nope", CHOICES), ("reading_name", 5, CHOICES)],
         ),
+        # the retrain endpoints' well-formed calls are refused for what the shipped models are (no
+        # labels, no retrained model): their rows check both kinds of refusal
+        "/before_after": (
+            [MODEL, MODEL],
+            [("before", None, "Choose two models of one lineage"),
+             ("after", MODEL, "Choose two different models \\(both are 'synthetic'\\)"),
+             ("after", HUGE, r"after: unknown model 'x+'… \(200,000 characters\)"),
+             ("after", "nope", r"after: unknown model 'nope' \(available: elpv, ")],
+        ),
+        "/cancel_retrain": (
+            [MODEL], [("model_id", 5, CHOICES), ("model_id", MODEL, "no retrain of 'synthetic' is running")],
+        ),
         "/compare": (
             [MODEL],
             [("model_id", 5, CHOICES), ("model_id", "no_such_model", "no_such_model")],
@@ -166,6 +178,9 @@ def table() -> dict[str, tuple[list, list[tuple[str, object, str]]]]:
             [upload(), MODEL, False],
             [("path", "abc", NOT_UPLOADED), ("path", None, "Upload an image"), ("model_id", 5, CHOICES),
              ("what_if_on", "yes", "What-if must be true or false")],
+        ),
+        "/retrain": (
+            [MODEL], [("model_id", 5, CHOICES), ("model_id", MODEL, "Nothing to retrain from yet")],
         ),
         "/undo_label": (
             [MODEL, 3, "Ana"],

@@ -679,7 +679,9 @@ def test_protopdebug_export_writes_forbidden_and_remembered_cutouts(
     ]
     # each crop at its own size, centred on a white canvas of the model's input size (16×16), as
     # ProtoPDebug's prepare_cut_out_image pastes it
-    forbidden = read_png(out / files[0])  # box rows 2:10, cols 4:8 → 8×4 crop at rows 4:12, cols 6:10
+    forbidden = read_png(
+        out / files[0]
+    )  # box rows 2:10, cols 4:8 → 8×4 crop at rows 4:12, cols 6:10
     assert forbidden.shape == (16, 16, 3)
     assert (forbidden[4:12, 6:10] == bundle.images[0][2:10, 4:8]).all()
     white = np.ones((16, 16), dtype=bool)

@@ -6,8 +6,13 @@ and keeps the ones judged a confound ("forbidden") or a valid part ("remembered"
 pasted, at its own size, centred on a white canvas as large as the model's input
 (``extract_confound.prepare_cut_out_image``), which is what its losses and its folders hold.
 
-Here a labelled prototype's cut-outs are its push source's box and, when the training split's nearest
-patches are known, the boxes of those patches (at most one per training image).
+Here a labelled prototype's cut-outs are its nearest training patches (at most one per training image;
+after push the first is its own source) and its push source if it is not among them. Each is cut to
+the box of the *peak region* of the prototype's activation on the image
+(:func:`explorer.boxes.peak_region_box`): ProtoPDebug's extraction splits the 95th-percentile mask
+into its connected regions and a reviewer judges each; a label on a prototype here judges the region
+of its peak. (The bounding box of the whole mask can span a marker in a corner *and* the object, and
+forgetting it would forget the object too.) Without a stored activation map, the stored box is used.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from explorer.analysis.nearest import NearestPatches
+from explorer.boxes import peak_region_box, upsample_map
 from explorer.models.checkpoint import ModelBundle
 
 WHITE = 255
@@ -105,26 +111,27 @@ def check_nearest_train(bundle: ModelBundle, nearest_train: NearestPatches | Non
 def prototype_cut_outs(
     bundle: ModelBundle, prototype: int, nearest_train: NearestPatches | None = None
 ) -> list[CutOut]:
-    """A prototype's cut-outs: its push source's box first, then its nearest training patches' boxes
-    (each training image once; empty top-k slots skipped).
+    """A prototype's cut-outs: its nearest training patches' peak regions, then its push source's box
+    if the source is not among them (each training image once; empty top-k slots skipped).
 
     Raises:
         CutOutError: the prototype has neither a push source nor nearest patches.
     """
     classes = bundle.spec.prototype_classes
     found: list[tuple[int, np.ndarray, Sequence[int]]] = []
+    if nearest_train is not None:
+        maps = getattr(nearest_train, "maps", None)
+        for k in range(nearest_train.images.shape[1]):
+            pixels = nearest_train.pixels[prototype, k]
+            box = (
+                nearest_train.boxes[prototype, k]
+                if maps is None
+                else peak_region_box(upsample_map(maps[prototype, k], pixels.shape[:2]))
+            )
+            found.append((int(nearest_train.images[prototype, k]), pixels, box))
     if bundle.projection:
         record = bundle.projection[prototype]
         found.append((int(record.source_index), bundle.source_image(prototype), record.box))
-    if nearest_train is not None:
-        for k in range(nearest_train.images.shape[1]):
-            found.append(
-                (
-                    int(nearest_train.images[prototype, k]),
-                    nearest_train.pixels[prototype, k],
-                    nearest_train.boxes[prototype, k],
-                )
-            )
     if not found:
         raise CutOutError(
             f"prototype {prototype} has no push source and no stored nearest training patches, so "

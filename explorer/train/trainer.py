@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -129,7 +129,16 @@ def _run_epochs(
     data: tuple[torch.Tensor, torch.Tensor],
     rng: np.random.Generator,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    extra_loss: Callable[[ProtoPNet], torch.Tensor | None] | None = None,
+    step_hook: Callable[[], None] | None = None,
 ) -> None:
+    """``epochs`` epochs of one stage over shuffled trunk outputs.
+
+    Args:
+        extra_loss: a term added to ProtoPNet's loss at every step (ProtoPDebug's); ``None``, or a
+            term that returns ``None``, adds nothing (the step is then exactly the plain one).
+        step_hook: called after every step (progress, or a request to stop by raising).
+    """
     inputs, labels = data
     flip = config.hflip and isinstance(model.features.trunk, nn.Identity)
     for epoch in range(epochs):
@@ -147,12 +156,17 @@ def _run_epochs(
                 mask = torch.from_numpy(rng.random(len(y)) < 0.5)
                 x = torch.where(mask[:, None, None, None], x.flip(-1), x)
             loss = protopnet_loss(model, model.forward_from_trunk(x), y, config.loss)
+            extra = extra_loss(model) if extra_loss is not None else None
+            if extra is not None:
+                loss = loss + extra
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             total += loss.item() * len(y)
             seen += len(y)
             progress.set_postfix(loss=f"{total / seen:.3f}")
+            if step_hook is not None:
+                step_hook()
         if scheduler is not None:
             scheduler.step()
         log.info("%s epoch %d/%d: loss %.4f", stage, epoch + 1, epochs, total / seen)
@@ -175,6 +189,112 @@ def _train_last_layer(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+
+
+ExtraLoss = Callable[[ProtoPNet], torch.Tensor | None]
+"""A term added to ProtoPNet's loss at every step (``None``: nothing added)."""
+
+
+def warm_stage(
+    model: ProtoPNet,
+    config: TrainConfig,
+    epochs: int,
+    data: tuple[torch.Tensor, torch.Tensor],
+    rng: np.random.Generator,
+    extra_loss: ExtraLoss | None = None,
+    step_hook: Callable[[], None] | None = None,
+) -> None:
+    """Warm-up: the add-on and the prototypes train, the backbone is frozen (Adam, ``lr_warm``)."""
+    _set_trainable(model, "warm")
+    warm = torch.optim.Adam(
+        [{"params": model.add_on.parameters()}, {"params": [model.prototype_vectors]}],
+        lr=config.lr_warm,
+    )
+    _run_epochs(model, config, "warm", warm, epochs, data, rng, None, extra_loss, step_hook)
+
+
+def joint_stage(
+    model: ProtoPNet,
+    config: TrainConfig,
+    epochs: int,
+    data: tuple[torch.Tensor, torch.Tensor],
+    rng: np.random.Generator,
+    extra_loss: ExtraLoss | None = None,
+    step_hook: Callable[[], None] | None = None,
+) -> None:
+    """Joint: the backbone's tail too, each part at its own rate, divided by 10 every
+    ``joint_lr_step`` epochs."""
+    _set_trainable(model, "joint")
+    joint = torch.optim.Adam(
+        [
+            {"params": model.features.tail.parameters(), "lr": config.lr_features},
+            {"params": model.add_on.parameters(), "lr": config.lr_add_on},
+            {"params": [model.prototype_vectors], "lr": config.lr_prototypes},
+        ]
+    )
+    step = torch.optim.lr_scheduler.StepLR(joint, step_size=config.joint_lr_step, gamma=0.1)
+    _run_epochs(model, config, "joint", joint, epochs, data, rng, step, extra_loss, step_hook)
+
+
+def push_stage(
+    model: ProtoPNet,
+    config: TrainConfig,
+    data: tuple[torch.Tensor, torch.Tensor],
+    train_set: ImageSet,
+) -> tuple[list[dict[str, object]], dict[str, float | int] | None]:
+    """Push onto the unaugmented training split (onto the object only with ``push_on_object``).
+
+    Returns:
+        The push records, and how many prototypes sit on the object where masks are known.
+    """
+    train_x, train_y = data
+    with torch.no_grad():
+        grid = tuple(model.forward_from_trunk(train_x[:1]).similarity_maps.shape[-2:])
+    masks = train_set.extras.get("mask")
+    allowed = object_cells(masks, grid) if config.push_on_object else None
+    pushed = push_prototypes(model, batches(train_x, train_y, 256), allowed)
+    on_object = prototypes_on_object(masks, grid, pushed) if masks is not None else None
+    return pushed, on_object
+
+
+def last_layer_stage(
+    model: ProtoPNet,
+    config: TrainConfig,
+    data: tuple[torch.Tensor, torch.Tensor],
+    rng: np.random.Generator,
+    epochs: int | None = None,
+) -> None:
+    """The convex last stage on the pushed model's prototype scores (``epochs`` or the config's)."""
+    train_x, train_y = data
+    if epochs is not None:
+        config = config.with_overrides(last_epochs=epochs)
+    _train_last_layer(model, config, prototype_scores(model, train_x), train_y, rng)
+
+
+def pushed_records(
+    model: ProtoPNet, pushed: list[dict[str, object]], train_set: ImageSet
+) -> tuple[list[PrototypeRecord], dict[str, np.ndarray]]:
+    """Per prototype its push record (source image, cell, 95th-percentile box) and the source images
+    at model-input size by file name, for :func:`save_model`."""
+    spec = model.spec
+    records, sources = [], {}
+    for j, info in enumerate(pushed):
+        index = int(info["source_index"])  # type: ignore[call-overload]
+        name = f"train{index}.png"
+        pixels = to_model_pixels(train_set.images[index], spec)
+        sources[name] = pixels
+        box, _ = self_activation_box(model, preprocess([pixels], spec), j)
+        records.append(
+            PrototypeRecord(
+                index=j,
+                class_index=int(model.prototype_classes[j]),
+                source_index=index,
+                cell=info["cell"],  # type: ignore[arg-type]
+                box=box,
+                source_file=name,
+            )
+        )
+    return records, sources
 
 
 def _slug(name: str) -> str:
@@ -223,56 +343,18 @@ def train(
     data = (train_x, train_y)
     accuracies: dict[str, float] = {}
 
-    _set_trainable(model, "warm")
-    warm = torch.optim.Adam(
-        [{"params": model.add_on.parameters()}, {"params": [model.prototype_vectors]}],
-        lr=config.lr_warm,
-    )
-    _run_epochs(model, config, "warm", warm, config.warm_epochs, data, rng)
+    warm_stage(model, config, config.warm_epochs, data, rng)
     accuracies["after_warm"] = accuracy(model, test_x, test_y)
-
-    _set_trainable(model, "joint")
-    joint = torch.optim.Adam(
-        [
-            {"params": model.features.tail.parameters(), "lr": config.lr_features},
-            {"params": model.add_on.parameters(), "lr": config.lr_add_on},
-            {"params": [model.prototype_vectors], "lr": config.lr_prototypes},
-        ]
-    )
-    step = torch.optim.lr_scheduler.StepLR(joint, step_size=config.joint_lr_step, gamma=0.1)
-    _run_epochs(model, config, "joint", joint, config.joint_epochs, data, rng, step)
+    joint_stage(model, config, config.joint_epochs, data, rng)
     accuracies["before_push"] = accuracy(model, test_x, test_y)
-
-    with torch.no_grad():
-        grid = tuple(model.forward_from_trunk(train_x[:1]).similarity_maps.shape[-2:])
-    masks = train_set.extras.get("mask")
-    allowed = object_cells(masks, grid) if config.push_on_object else None
-    pushed = push_prototypes(model, batches(train_x, train_y, 256), allowed)
-    on_object = prototypes_on_object(masks, grid, pushed) if masks is not None else None
+    pushed, on_object = push_stage(model, config, data, train_set)
     accuracies["after_push"] = accuracy(model, test_x, test_y)
-
-    _train_last_layer(model, config, prototype_scores(model, train_x), train_y, rng)
+    last_layer_stage(model, config, data, rng)
     accuracies["after_last_layer"] = accuracy(model, test_x, test_y)
     accuracies["train_after_last_layer"] = accuracy(model, train_x, train_y)
     model.eval()
 
-    records, sources = [], {}
-    for j, info in enumerate(pushed):
-        index = int(info["source_index"])
-        name = f"train{index}.png"
-        pixels = to_model_pixels(train_set.images[index], spec)
-        sources[name] = pixels
-        box, _ = self_activation_box(model, preprocess([pixels], spec), j)
-        records.append(
-            PrototypeRecord(
-                index=j,
-                class_index=int(model.prototype_classes[j]),
-                source_index=index,
-                cell=info["cell"],  # type: ignore[arg-type]
-                box=box,
-                source_file=name,
-            )
-        )
+    records, sources = pushed_records(model, pushed, train_set)
     minutes = (time.perf_counter() - started) / 60
     spec = ModelSpec(
         **{

@@ -11,7 +11,7 @@ import gradio as gr
 
 from explorer import REASONS, VERDICTS, Explorer
 from explorer.ui.components import UploadedFile, WholeNumberInput
-from explorer.ui.events import bind
+from explorer.ui.events import bind, retrain
 from explorer.ui.events import labels as events
 from explorer.ui.events.labels import PrototypeOf
 
@@ -102,6 +102,7 @@ def build_labels_tab(explorer: Explorer, app: gr.Blocks, tab: gr.Tab, model: gr.
         )
         import_button = gr.Button("Import")
     imported = gr.Markdown()
+    build_retrain_section(explorer, app, tab, model)
 
     filters = [model, verdict, reviewer, everything]
     refresh.click(bind(events.show_labels, explorer), filters, [progress, table], api_name="labels")
@@ -124,3 +125,42 @@ def build_labels_tab(explorer: Explorer, app: gr.Blocks, tab: gr.Tab, model: gr.
         [progress, table, history],
         api_name=False,
     )
+
+
+def build_retrain_section(
+    explorer: Explorer, app: gr.Blocks, tab: gr.Tab, model: gr.Dropdown
+) -> None:
+    """*Retrain without what we flagged* (a background job with progress, cancellable) and *Before /
+    after* (what a retrain changed)."""
+    gr.Markdown("### Retrain without what we flagged")
+    note = gr.Markdown(elem_id="retrain-note")
+    with gr.Row():
+        start = gr.Button("Retrain without what we flagged", variant="primary", elem_id="retrain")
+        cancel = gr.Button("Cancel the retrain", variant="stop", elem_id="cancel-retrain")
+    status = gr.Markdown(elem_id="retrain-status")
+    timer = gr.Timer(retrain.POLL_SECONDS, active=False)
+    gr.Markdown("### Before / after")
+    with gr.Row():
+        # every model at first (API callers); a page lists the chosen model's lineage. Custom values:
+        # a model retrained after the start is not among the first choices, the facade checks it
+        known = explorer.model_ids()
+        before = gr.Dropdown(known, label="Before (the parent)", allow_custom_value=True)
+        after = gr.Dropdown(known, label="After (retrained from it)", allow_custom_value=True)
+        compare = gr.Button("Compare")
+    compared = gr.Markdown(elem_id="before-after")
+
+    start.click(bind(retrain.start, explorer), model, [status, timer], api_name="retrain")
+    cancel.click(bind(retrain.cancel, explorer), model, [status, timer], api_name="cancel_retrain")
+    timer.tick(
+        bind(retrain.poll, explorer), [model, model], [status, timer, model, before, after],
+        api_name=False,
+    )  # fmt: skip
+    compare.click(
+        bind(retrain.compare, explorer), [before, after], compared, api_name="before_after"
+    )
+    gr.on(
+        [app.load, model.change], bind(retrain.open_model, explorer), model,
+        [note, status, timer, before, after, compared], api_name=False,
+    )  # fmt: skip
+    # labels may have been added in other tabs meanwhile: the note says what a retrain would use
+    tab.select(bind(retrain.refresh, explorer), model, [note, status, timer], api_name=False)
