@@ -14,6 +14,7 @@ ACCURACY_LABELS = {
     "train_after_last_layer": "final, on the training split",
     "before_cleanup": "PIP-Net: after training, before silent prototypes lose their weights",
     "test": "on the test split of the ImageFolder given at import",
+    "parent_after_last_layer": "the parent model, before the retrain",
 }
 PIPNET_ACCURACY_LABELS = {  # a PIP-Net has no push: its final stage is the cleanup after training
     **ACCURACY_LABELS,
@@ -124,8 +125,36 @@ SOURCE_WORDS = {  # by the kinds of explorer.models.importers.sources
 }
 
 
+def _lineage(spec: ModelSpec) -> str:
+    """A retrained model: its parent, the labels and settings it was retrained from, and how."""
+    lineage = spec.lineage
+    parent = lineage.get("parent", {})
+    labels = "".join(
+        f"\n- P{r.get('prototype')}: {r.get('verdict')}"
+        + (f" ({r['reason']})" if r.get("reason") else "")
+        + (f", by {r['reviewer']}" if r.get("reviewer") else "")
+        for r in lineage.get("labels", ())
+    )
+    cut_outs = lineage.get("cut_outs", {})
+    config = lineage.get("config", {})
+    settings = ", ".join(f"{k} {v}" for k, v in config.items())
+    return f"""## Lineage
+
+Retrained from `{parent.get("model_id")}` (content hash `{parent.get("content_hash")}`) with
+{lineage.get("method", "?")}: {len(cut_outs.get("forbidden", ()))} forbidden and
+{len(cut_outs.get("remembered", ()))} remembered cut-outs, from these labels:{labels}
+
+Settings: {settings}. It took {spec.training.get("minutes", "?")} min; the parent's training took
+{parent.get("training_minutes", "?")} min. To do it again: give the parent the same labels, then
+`python -m explorer debug --model {parent.get("model_id")} --seed {config.get("seed", 0)}`. Every
+cut-out (training image and box) is listed under `lineage` in `spec.json`.
+"""
+
+
 def _provenance(spec: ModelSpec) -> str:
     training = spec.training
+    if spec.lineage:
+        return _lineage(spec)
     if _imported(spec):
         notes = "".join(f"\n- {note}" for note in training.get("notes", ()))
         sources = training.get("sources", "unknown")

@@ -56,12 +56,11 @@ from explorer.spec import ModelSpec
 from explorer.train.config import TrainConfig
 from explorer.train.trainer import (
     accuracy,
-    joint_stage,
     last_layer_stage,
     push_stage,
     pushed_records,
+    run_stage,
     trunk_outputs,
-    warm_stage,
 )
 
 log = logging.getLogger(__name__)
@@ -340,10 +339,10 @@ def fine_tune(
         prefix = f"round {round_}/{debug.rounds}: " if debug.rounds > 1 else ""
         if debug.warm_epochs:
             stage = prefix + f"fine-tuning add-on and prototypes ({debug.warm_epochs} epochs)"
-            warm_stage(model, config, debug.warm_epochs, data, rng, extra_loss, step)
+            run_stage("warm", model, config, debug.warm_epochs, data, rng, extra_loss, step)
         if debug.joint_epochs:
             stage = prefix + f"fine-tuning with the backbone ({debug.joint_epochs} epochs)"
-            joint_stage(model, config, debug.joint_epochs, data, rng, extra_loss, step)
+            run_stage("joint", model, config, debug.joint_epochs, data, rng, extra_loss, step)
         stage = prefix + "push"
         pushed, _ = push_stage(model, config, data, train_set)
         step(batches_per_epoch)

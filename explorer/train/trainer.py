@@ -195,36 +195,17 @@ ExtraLoss = Callable[[ProtoPNet], torch.Tensor | None]
 """A term added to ProtoPNet's loss at every step (``None``: nothing added)."""
 
 
-def warm_stage(
-    model: ProtoPNet,
-    config: TrainConfig,
-    epochs: int,
-    data: tuple[torch.Tensor, torch.Tensor],
-    rng: np.random.Generator,
-    extra_loss: ExtraLoss | None = None,
-    step_hook: Callable[[], None] | None = None,
-) -> None:
-    """Warm-up: the add-on and the prototypes train, the backbone is frozen (Adam, ``lr_warm``)."""
-    _set_trainable(model, "warm")
-    warm = torch.optim.Adam(
-        [{"params": model.add_on.parameters()}, {"params": [model.prototype_vectors]}],
-        lr=config.lr_warm,
-    )
-    _run_epochs(model, config, "warm", warm, epochs, data, rng, None, extra_loss, step_hook)
+def _warm_optimizer(model: ProtoPNet, config: TrainConfig) -> tuple[torch.optim.Optimizer, None]:
+    """Warm-up: the add-on and the prototypes (Adam, ``lr_warm``); no schedule."""
+    params = [{"params": model.add_on.parameters()}, {"params": [model.prototype_vectors]}]
+    return torch.optim.Adam(params, lr=config.lr_warm), None
 
 
-def joint_stage(
-    model: ProtoPNet,
-    config: TrainConfig,
-    epochs: int,
-    data: tuple[torch.Tensor, torch.Tensor],
-    rng: np.random.Generator,
-    extra_loss: ExtraLoss | None = None,
-    step_hook: Callable[[], None] | None = None,
-) -> None:
+def _joint_optimizer(
+    model: ProtoPNet, config: TrainConfig
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     """Joint: the backbone's tail too, each part at its own rate, divided by 10 every
     ``joint_lr_step`` epochs."""
-    _set_trainable(model, "joint")
     joint = torch.optim.Adam(
         [
             {"params": model.features.tail.parameters(), "lr": config.lr_features},
@@ -232,8 +213,28 @@ def joint_stage(
             {"params": [model.prototype_vectors], "lr": config.lr_prototypes},
         ]
     )
-    step = torch.optim.lr_scheduler.StepLR(joint, step_size=config.joint_lr_step, gamma=0.1)
-    _run_epochs(model, config, "joint", joint, epochs, data, rng, step, extra_loss, step_hook)
+    return joint, torch.optim.lr_scheduler.StepLR(joint, step_size=config.joint_lr_step, gamma=0.1)
+
+
+STAGE_OPTIMIZERS = {"warm": _warm_optimizer, "joint": _joint_optimizer}
+"""The optimiser (and schedule) of each gradient stage, by name (see :func:`_set_trainable`)."""
+
+
+def run_stage(
+    stage: str,
+    model: ProtoPNet,
+    config: TrainConfig,
+    epochs: int,
+    data: tuple[torch.Tensor, torch.Tensor],
+    rng: np.random.Generator,
+    extra_loss: ExtraLoss | None = None,
+    step_hook: Callable[[], None] | None = None,
+) -> None:
+    """``epochs`` epochs of the ``warm`` stage (add-on and prototypes; the backbone frozen) or the
+    ``joint`` stage (the backbone's tail too), with a fresh optimiser."""
+    _set_trainable(model, stage)
+    optimizer, schedule = STAGE_OPTIMIZERS[stage](model, config)
+    _run_epochs(model, config, stage, optimizer, epochs, data, rng, schedule, extra_loss, step_hook)
 
 
 def push_stage(
@@ -343,9 +344,9 @@ def train(
     data = (train_x, train_y)
     accuracies: dict[str, float] = {}
 
-    warm_stage(model, config, config.warm_epochs, data, rng)
+    run_stage("warm", model, config, config.warm_epochs, data, rng)
     accuracies["after_warm"] = accuracy(model, test_x, test_y)
-    joint_stage(model, config, config.joint_epochs, data, rng)
+    run_stage("joint", model, config, config.joint_epochs, data, rng)
     accuracies["before_push"] = accuracy(model, test_x, test_y)
     pushed, on_object = push_stage(model, config, data, train_set)
     accuracies["after_push"] = accuracy(model, test_x, test_y)
