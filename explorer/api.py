@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import os
 import re
+import shutil
 import sys
 import threading
 from collections import OrderedDict
@@ -92,6 +93,7 @@ SPLITS = ("train", "test")
 ATTRIBUTE_MODES = MODES
 LABEL_FORMATS = ("json", "csv")
 RETRAIN_VERDICTS = ("misleading", "valid")  # forgotten, remembered
+RETRAIN_NICENESS = 10  # a background retrain yields the CPU to the app's requests
 DEFAULT_BACKBONE = "efficientnet_lite0"
 
 
@@ -1514,8 +1516,10 @@ class Explorer:
             new_id = self.free_model_id(new_id + "-2")
             out = self.models_out / new_id
         self.models_out.mkdir(parents=True, exist_ok=True)
+        # at a lower priority: the people using the app meanwhile are served first
+        nice = ["nice", "-n", str(RETRAIN_NICENESS)] if shutil.which("nice") else []
         command = [
-            sys.executable, "-m", "explorer", "debug",
+            *nice, sys.executable, "-m", "explorer", "debug",
             "--model", str(self._folders[model_id].resolve()), "--out", str(out.resolve()),
             "--model-id", new_id, "--progress-json",
             *(["--threads", str(threads)] if threads else []),

@@ -11,15 +11,10 @@ import json
 import numpy as np
 import pytest
 
-from bench.planted_shortcut import (
-    LOCKED_SHARE,
-    STORED,
-    marker_shares,
-    split_accuracies,
-)
+from bench.planted_shortcut import STORED, checks, lock_on, split_accuracies
 from explorer.api import Explorer
-from explorer.data import load_split
-from explorer.data.marker import MARKER_CLASS, on_marker, paste_on_other_classes
+from explorer.data import load_split, parse_data_seed, with_data_seed
+from explorer.data.marker import MARKER_CLASS, overlaps_marker, paste_on_other_classes
 
 pytestmark = pytest.mark.slow
 RESULTS = sorted(STORED.glob("results-seed*.json"))
@@ -38,8 +33,12 @@ def test_the_marker_sits_where_its_box_says_and_only_on_the_marked_class() -> No
     assert (test.extras["marker_box"][:, 0] < 0).all()  # the test split is clean
     pasted = paste_on_other_classes(test, base)
     assert ((pasted.extras["marker_box"][:, 0] >= 0) == (test.labels != base)).all()
-    assert on_marker((0, 20, 0, 20), np.array([2, 12, 2, 12]))
-    assert not on_marker((0, 6, 0, 20), np.array([2, 12, 2, 12]))  # 40 % of it
+    assert overlaps_marker((0, 3, 0, 20), np.array([2, 12, 2, 12]))
+    assert not overlaps_marker((0, 2, 0, 20), np.array([2, 12, 2, 12]))  # rows 0-1: beside it
+    assert not overlaps_marker((0, 64, 0, 64), np.array([-1, -1, -1, -1]))  # no marker
+    clean = load_split("synthetic", "train")  # the marked set is the clean one, stamped
+    unmarked = ~marked
+    assert (clean.images[unmarked] == train.images[unmarked]).all()
 
 
 @pytest.mark.parametrize("results", RESULTS, ids=[p.stem for p in RESULTS])
@@ -48,18 +47,23 @@ def test_the_benchmarks_stored_figures_are_what_its_stored_models_give(results, 
     models = recorded["models"]
     explorer = Explorer([STORED / m for m in models.values()], cache_root=tmp_path,
                         label_path=tmp_path / "labels.sqlite3")  # fmt: skip
-    train = load_split(recorded["data"], "train")
-    boxes = train.extras["marker_box"]
-    shares = marker_shares(explorer, models["parent"], boxes)
-    assert [round(float(v), 2) for v in shares] == recorded["lock_on"]["parent_shares"]
-    locked = [int(j) for j in np.flatnonzero(shares >= LOCKED_SHARE)]
-    assert locked == recorded["lock_on"]["parent_locked"] and len(locked) >= 2
-    after = marker_shares(explorer, models["retrained"], boxes)
-    assert float(after.max()) == recorded["lock_on"]["retrained_max_share"]
-    figures = split_accuracies(explorer, models, locked, recorded["data"])
+    marked = load_split(recorded["data"], "train")
+    _, seed = parse_data_seed(recorded["data"])
+    clean = load_split(with_data_seed("synthetic", seed or 0), "train")
+    assert lock_on(explorer, models["parent"], marked, clean) == recorded["lock_on"]["parent"]
+    for r in recorded["rounds"]:
+        assert lock_on(explorer, r["model"], marked, clean) == r["lock_on_after"]
+    first = recorded["lock_on"]["parent"]["locked"]
+    assert len(first) >= 2 and recorded["rounds"][0]["labelled"] == first
+    figures = split_accuracies(explorer, models, first, recorded["data"])
+    assert figures.keys() == recorded["accuracy"].keys()
     for row, accuracies in recorded["accuracy"].items():
         for split, value in accuracies.items():
             assert figures[row][split] == pytest.approx(value, abs=1e-12), (row, split)
-    lineage = explorer.spec(models["retrained"]).lineage
-    assert lineage["parent"]["content_hash"] == explorer.content_hash(models["parent"])
-    assert [r["prototype"] for r in lineage["labels"]] == locked
+    parent = models["parent"]
+    for r in recorded["rounds"]:  # each round retrained the previous model from its labels
+        lineage = explorer.spec(r["model"]).lineage
+        assert lineage["parent"]["content_hash"] == explorer.content_hash(parent)
+        assert [label["prototype"] for label in lineage["labels"]] == r["labelled"]
+        parent = r["model"]
+    assert all(met for _, met in checks(recorded)), [t for t, met in checks(recorded) if not met]

@@ -109,12 +109,11 @@ def paste_on_other_classes(test: ImageSet, class_index: int, seed: int = 1) -> I
     return with_marker(test, np.asarray(test.labels) != class_index, _SEED_OFFSET + 1_000 + seed)
 
 
-def on_marker(box: tuple[int, int, int, int] | np.ndarray, marker: np.ndarray) -> bool:
-    """Whether a patch's box ``(y0, y1, x0, x1)`` covers at least half of the image's marker box
+def overlaps_marker(box: tuple[int, int, int, int] | np.ndarray, marker: np.ndarray) -> bool:
+    """Whether a patch's box ``(y0, y1, x0, x1)`` shares a pixel with its image's marker box
     (``False`` for an image without a marker)."""
     my0, my1, mx0, mx1 = (int(v) for v in marker)
     if my0 < 0:
         return False
     y0, y1, x0, x1 = (int(v) for v in box)
-    inter = max(0, min(y1, my1) - max(y0, my0)) * max(0, min(x1, mx1) - max(x0, mx0))
-    return inter >= 0.5 * (my1 - my0) * (mx1 - mx0)
+    return min(y1, my1) > max(y0, my0) and min(x1, mx1) > max(x0, mx0)
