@@ -69,6 +69,9 @@ class ConfoundActivation:
         cut_outs: how many.
         mean_before, max_before: over the cut-outs, of the best similarity any prototype of the
             parent has to the cut-out; ``mean_after``, ``max_after``: the same for the new model.
+        class_mean_before, class_max_before, class_mean_after, class_max_after: the same over the
+            prototypes of the labelled prototype's class only (those a class-specific forgetting
+            term acts on; another class's prototype may resemble a marker without using it).
     """
 
     prototype: int
@@ -78,6 +81,10 @@ class ConfoundActivation:
     max_before: float
     mean_after: float
     max_after: float
+    class_mean_before: float
+    class_max_before: float
+    class_mean_after: float
+    class_max_after: float
 
 
 @dataclass(frozen=True)
@@ -132,13 +139,12 @@ def predictions(model: PrototypeModel, images: np.ndarray) -> np.ndarray:
 
 
 @torch.inference_mode()
-def best_similarities(model: PrototypeModel, cut_outs: Sequence[CutOut]) -> np.ndarray:
-    """``[N]`` for each cut-out (on its white canvas), the best similarity any prototype has to it."""
+def cut_out_scores(model: PrototypeModel, cut_outs: Sequence[CutOut]) -> np.ndarray:
+    """``[N, P]`` every prototype's score on each cut-out (on its white canvas)."""
     if not cut_outs:
-        return np.zeros(0)
+        return np.zeros((0, model.num_prototypes))
     canvases = [c.on_canvas(model.spec.input_size) for c in cut_outs]
-    scores = model(model.preprocess(canvases)).scores  # [N, P]
-    return scores.amax(dim=1).double().numpy()
+    return model(model.preprocess(canvases)).scores.double().numpy()
 
 
 def _source(bundle: ModelBundle, j: int) -> tuple[int, int, int] | None:
@@ -208,13 +214,19 @@ def before_after(
             )
         )  # fmt: skip
     confounds = []
+    proto_classes = np.asarray(before.spec.prototype_classes)
     for j, cuts in sorted(cut_outs.items()):
-        b, a = best_similarities(before.model, cuts), best_similarities(after.model, cuts)
+        b, a = cut_out_scores(before.model, cuts), cut_out_scores(after.model, cuts)
+        own = proto_classes == proto_classes[j]
         confounds.append(
             ConfoundActivation(
                 prototype=j, verdict=labels.get(j, "misleading"), cut_outs=len(cuts),
-                mean_before=float(b.mean()), max_before=float(b.max()),
-                mean_after=float(a.mean()), max_after=float(a.max()),
+                mean_before=float(b.max(1).mean()), max_before=float(b.max()),
+                mean_after=float(a.max(1).mean()), max_after=float(a.max()),
+                class_mean_before=float(b[:, own].max(1).mean()),
+                class_max_before=float(b[:, own].max()),
+                class_mean_after=float(a[:, own].max(1).mean()),
+                class_max_after=float(a[:, own].max()),
             )
         )  # fmt: skip
     changed = tuple(

@@ -47,18 +47,23 @@ def before_after_markdown(result: BeforeAfter) -> str:
     lines += ["", "### The labelled concepts: do they still activate the model?", ""]
     if result.confounds:
         lines += [
-            "For each labelled prototype's cut-outs: the similarity of the model's *most* similar "
-            "prototype to each cut-out (its best cell), mean and largest over the cut-outs. For "
-            f"scale: a patch identical to a prototype scores log(1/ε) = {result.similarity_scale:.2f}."
-            " A forgotten concept should fall; a remembered one should hold.",
+            "For each labelled prototype's cut-outs (each on its white canvas): the similarity of "
+            "the *most* similar prototype to each cut-out (its best cell), mean and largest over the "
+            "cut-outs, among the prototypes of the labelled one's class (those a class-specific "
+            "retrain forgets with) and among all. For scale: a patch identical to a prototype scores "
+            f"log(1/ε) = {result.similarity_scale:.2f}. A forgotten concept should fall in its class; "
+            "a remembered one should hold.",
             "",
-            "| prototype | label | cut-outs | mean before | mean after | max before | max after |",
+            "| prototype | label | cut-outs | its class: mean before → after | its class: max "
+            "before → after | any class: mean before → after | any class: max before → after |",
             "|---|---|---|---|---|---|---|",
         ]
         for f in result.confounds:
             lines.append(
-                f"| P{f.prototype} | {f.verdict} | {f.cut_outs} | {f.mean_before:.2f} | "
-                f"{f.mean_after:.2f} | {f.max_before:.2f} | {f.max_after:.2f} |"
+                f"| P{f.prototype} | {f.verdict} | {f.cut_outs} | "
+                f"{f.class_mean_before:.2f} → {f.class_mean_after:.2f} | "
+                f"{f.class_max_before:.2f} → {f.class_max_after:.2f} | "
+                f"{f.mean_before:.2f} → {f.mean_after:.2f} | {f.max_before:.2f} → {f.max_after:.2f} |"
             )
     else:
         lines.append("No labelled concepts (no prototype of the earlier model is labelled).")
