@@ -188,6 +188,36 @@ MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 """What ``train --model-id`` accepts (the id names the folder by default and appears in labels)."""
 
 
+def _check_model_id(model_id: str | None) -> None:
+    """Raises :class:`ExplorerError` unless ``model_id`` is ``None`` or matches :data:`MODEL_ID`."""
+    if model_id is not None and not MODEL_ID.fullmatch(model_id):
+        raise ExplorerError(
+            f"the model id {model_id!r} is not usable: 1 to 64 letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit"
+        )
+
+
+def _debug_config(settings: dict[str, Any]) -> Any:
+    """The :class:`~explorer.train.debug.DebugConfig` of ``settings`` (``None`` values: the
+    defaults).
+
+    Raises:
+        ExplorerError: an unknown setting, or one out of its range.
+    """
+    from explorer.train.debug import DebugConfig
+
+    unknown = sorted(set(settings) - set(DebugConfig.field_names()))
+    if unknown:
+        raise ExplorerError(
+            f"unknown retrain settings: {', '.join(unknown)} (known: "
+            f"{', '.join(DebugConfig.field_names())})"
+        )
+    try:
+        return DebugConfig(**{k: v for k, v in settings.items() if v is not None})
+    except ValueError as error:
+        raise ExplorerError(str(error)) from None
+
+
 def _train_config(
     preset: str | None,
     data: str | Path | None,
@@ -212,11 +242,7 @@ def _train_config(
         overrides = {k: v for k, v in overrides.items() if k not in PROTOPNET_ONLY}
     presets = {**PRESETS, **PIPNET_PRESETS}
 
-    if model_id is not None and not MODEL_ID.fullmatch(model_id):
-        raise ExplorerError(
-            f"the model id {model_id!r} is not usable: 1 to 64 letters, digits, '_', '-' or '.', "
-            "starting with a letter or digit"
-        )
+    _check_model_id(model_id)
     if preset:
         if preset not in presets:
             raise ExplorerError(f"unknown preset '{preset}' (presets: {', '.join(presets)})")
@@ -1380,16 +1406,19 @@ class Explorer:
             )
         return None
 
+    def _refuse_retrain(self, model_id: str) -> None:
+        """Raises :class:`ExplorerError` with :meth:`retrain_blocker`'s line (without Markdown) when
+        the model cannot be retrained."""
+        blocker = self.retrain_blocker(model_id)
+        if blocker is not None:
+            raise ExplorerError(blocker.replace("*", ""))
+
     def retrain_estimate(self, model_id: str | None = None, **settings: Any) -> float | None:
         """Minutes a retrain would take, estimated from the model's recorded training time (``None``
         when it records none)."""
-        from explorer.train.debug import DebugConfig, estimated_minutes
+        from explorer.train.debug import estimated_minutes
 
-        try:
-            config = DebugConfig(**{k: v for k, v in settings.items() if v is not None})
-        except (TypeError, ValueError) as error:
-            raise ExplorerError(str(error)) from None
-        return estimated_minutes(self.spec(model_id).training, config)
+        return estimated_minutes(self.spec(model_id).training, _debug_config(settings))
 
     def _cut_outs(self, bundle: ModelBundle, prototypes: Iterable[int]) -> list[CutOut]:
         """The labelled prototypes' cut-outs: push source and nearest training patches (computed and
@@ -1442,27 +1471,12 @@ class Explorer:
             ExplorerError: the model cannot be retrained (see :meth:`retrain_blocker`), a setting is
                 out of range, or ``out`` is taken.
         """
-        from explorer.train.debug import DebugConfig, debug_model
+        from explorer.train.debug import debug_model
 
         bundle = self.bundle(model_id)
-        blocker = self.retrain_blocker(bundle.spec.model_id)
-        if blocker is not None:
-            raise ExplorerError(blocker.replace("*", ""))
-        unknown = sorted(set(settings) - set(DebugConfig.field_names()))
-        if unknown:
-            raise ExplorerError(
-                f"unknown retrain settings: {', '.join(unknown)} (known: "
-                f"{', '.join(DebugConfig.field_names())})"
-            )
-        try:
-            config = DebugConfig(**{k: v for k, v in settings.items() if v is not None})
-        except ValueError as error:
-            raise ExplorerError(str(error)) from None
-        if new_id is not None and not MODEL_ID.fullmatch(new_id):
-            raise ExplorerError(
-                f"the model id {new_id!r} is not usable: 1 to 64 letters, digits, '_', '-' or '.', "
-                "starting with a letter or digit"
-            )
+        self._refuse_retrain(bundle.spec.model_id)
+        config = _debug_config(settings)
+        _check_model_id(new_id)
         new_id = new_id or self.free_model_id(f"{bundle.spec.model_id}-debugged")
         folder = Path(out) if out is not None else Path("weights") / new_id
         labels = self.retrain_labels(bundle.spec.model_id)
@@ -1506,9 +1520,7 @@ class Explorer:
         from explorer.train.debug import partial_folder
 
         model_id = self._required_id(model_id)
-        blocker = self.retrain_blocker(model_id)
-        if blocker is not None:
-            raise ExplorerError(blocker.replace("*", ""))
+        self._refuse_retrain(model_id)
         self.retrain_jobs.check_free(model_id)
         new_id = self.free_model_id(f"{model_id}-debugged")
         out = self.models_out / new_id

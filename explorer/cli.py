@@ -48,10 +48,14 @@ def _explorer(args: argparse.Namespace) -> tuple[Explorer, str | None]:
         if not Path(folder).is_dir():
             raise ExplorerError(f"--models {folder}: no such folder")
     explorer = Explorer([WEIGHTS_DIR, *extra])
-    model = getattr(args, "model", None)
+    return explorer, _model_id(explorer, getattr(args, "model", None))
+
+
+def _model_id(explorer: Explorer, model: str | None) -> str | None:
+    """A model id as given, or the id of the model folder ``model``, registered on the way."""
     if model and model not in explorer.model_ids() and Path(model).is_dir():
-        model = explorer.add_model_folder(model).model_id
-    return explorer, model
+        return explorer.add_model_folder(model).model_id
+    return model
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -391,25 +395,12 @@ def _before_after(args: argparse.Namespace) -> int:
     from explorer.viz.lineage_text import before_after_markdown
 
     explorer, _ = _explorer(args)
-    for model in (args.before, args.after):
-        if model not in explorer.model_ids() and Path(model).is_dir():
-            explorer.add_model_folder(model)
-    before = _model_id_of(explorer, args.before)
-    after = _model_id_of(explorer, args.after)
+    before, after = _model_id(explorer, args.before), _model_id(explorer, args.after)
     result = explorer.before_after(before, after)
     print(
         before_after_markdown(result) if args.markdown else json.dumps(result.to_dict(), indent=2)
     )
     return 0
-
-
-def _model_id_of(explorer: Explorer, model: str) -> str:
-    """A model id, or the id of the model folder ``model`` (registered by then)."""
-    if model in explorer.model_ids():
-        return model
-    from explorer import ModelSpec
-
-    return ModelSpec.load(Path(model) / "spec.json").model_id
 
 
 def build_parser() -> argparse.ArgumentParser:
