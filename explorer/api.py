@@ -46,6 +46,7 @@ from explorer.analysis.redundancy import (
     DEFAULT_THRESHOLD,
     Cluster,
     RedundancyReport,
+    exact_duplicates,
     prune_plan,
     pruned_weight,
     redundancy_report,
@@ -78,6 +79,8 @@ if TYPE_CHECKING:
     from explorer.analysis.before_after import BeforeAfter
     from explorer.analysis.cut_outs import CutOut
     from explorer.analysis.explanation import Explanation
+    from explorer.analysis.metrics.evaluation import ModelMetrics
+    from explorer.analysis.review_queue import ReviewQueue
     from explorer.analysis.model_comparison import ModelFigures
     from explorer.analysis.scoring_sheet import ScoringSheet
     from explorer.labels.store import LabelEvent, LabelImport, LabelStore
@@ -733,6 +736,7 @@ class Explorer:
         names = [
             ("nearest_train", "Nearest patches, train split"),
             ("nearest_test", "Nearest patches and per-image scores, test split"),
+            ("metrics_test", "Prototype metrics (consistency, stability, purity, ...), test split"),
         ]
         for mode in MODES:
             for split in SPLITS:
@@ -1148,6 +1152,114 @@ class Explorer:
         return exchange.export_protopdebug(self.labels, bundle, folder, stored.get("train"))
 
     # --- redundancy and what-if -------------------------------------------------------------
+    # --- trust signals ---------------------------------------------------------------------------
+    def evaluate(
+        self,
+        model_id: str | None = None,
+        data: str | None = None,
+        split: str = "test",
+        faithfulness_images: int | None = None,
+        progress: Callable[[Iterable], Iterable] = lambda it: it,
+    ) -> ModelMetrics:
+        """Every metric of a model's prototypes (:mod:`explorer.analysis.metrics`) on a split of its
+        own data set (stored once computed, as ``metrics_<split>``) or of ``data`` (a data set name
+        or an ImageFolder path with the annotations of :mod:`explorer.data.annotations`; computed
+        each time).
+
+        Args:
+            faithfulness_images: images read for deletion/insertion (stratified by class; 0: all;
+                default :data:`~explorer.analysis.metrics.evaluation.FAITHFULNESS_IMAGES`).
+
+        Raises:
+            ExplorerError: the data set cannot be loaded. ValueError: a bad split or image count.
+        """
+        from explorer.analysis.metrics.evaluation import FAITHFULNESS_IMAGES, ModelMetrics, evaluate
+
+        _check_split(split)
+        count = FAITHFULNESS_IMAGES if faithfulness_images is None else faithfulness_images
+        count = whole_number(count, "faithfulness_images", minimum=0)
+        bundle = self.bundle(model_id)
+
+        def compute(dataset: ImageSet, nearest: NearestPatches) -> ModelMetrics:
+            return evaluate(
+                bundle.model, dataset, nearest, faithfulness_images=count,
+                batch_size=forward_batch_size(bundle.spec), progress=progress,
+            )  # fmt: skip
+
+        if data is not None:
+            dataset = self._other_data(bundle, data, split)
+            nearest = nearest_patches(
+                bundle.model, dataset.images, dataset.labels, split,
+                batch_size=forward_batch_size(bundle.spec),
+            )  # fmt: skip
+            return compute(dataset, nearest)
+        if faithfulness_images is not None and count != FAITHFULNESS_IMAGES:
+            return compute(self._dataset(bundle, split), self._nearest(bundle, split, progress))
+        return self._stored(
+            bundle,
+            f"metrics_{split}",
+            lambda: compute(self._dataset(bundle, split), self._nearest(bundle, split, progress)),
+            ModelMetrics.from_arrays,
+        )
+
+    def has_metrics(self, model_id: str | None = None, split: str = "test") -> bool:
+        """Whether the metrics of a split are stored (nothing computed)."""
+        return self._is_stored(self.bundle(model_id), f"metrics_{split}")
+
+    @staticmethod
+    def _other_data(bundle: ModelBundle, data: str, split: str) -> ImageSet:
+        try:
+            dataset = load_split(str(data), split, bundle.spec.input_size)
+        except (ValueError, OSError) as error:
+            raise ExplorerError(f"--data {data}: {error}") from None
+        if len(dataset.class_names) != bundle.spec.num_classes:
+            raise ExplorerError(
+                f"--data {data} has {len(dataset.class_names)} classes, the model "
+                f"'{bundle.spec.model_id}' {bundle.spec.num_classes}: the classes must be the model's"
+            )
+        return dataset
+
+    def review_queue(
+        self,
+        model_id: str | None = None,
+        include_reviewed: bool = False,
+        progress: Callable[[Iterable], Iterable] = lambda it: it,
+    ) -> ReviewQueue:
+        """Every prototype not yet reviewed, worst first, by the stated score of
+        :mod:`explorer.analysis.review_queue` (the test split's metrics, the nearest patches of both
+        splits and the exact duplicates; each computed once and stored)."""
+        from explorer.analysis.review_queue import (
+            ReviewQueue,
+            generalisation_ratio,
+            review_queue,
+            signal_table,
+        )
+
+        bundle = self.bundle(model_id)
+        metrics = self.evaluate(model_id, progress=progress)
+        train = self._nearest(bundle, "train", progress)
+        test = self._nearest(bundle, "test", progress)
+        vectors = getattr(bundle.model, "prototype_vectors", None)
+        groups = exact_duplicates(bundle.projection or (), vectors)
+        table = signal_table(
+            num_prototypes=bundle.spec.num_prototypes,
+            background_share=metrics.background_share,
+            stability=metrics.stability,
+            class_purity=metrics.class_purity,
+            ratio=generalisation_ratio(train.scores, test.scores),
+            duplicates=groups,
+        )
+        reviewed, total = self.review_progress(model_id)
+        done = set() if include_reviewed else self._reviewed(bundle)
+        return ReviewQueue(entries=tuple(review_queue(table, done)), reviewed=reviewed, total=total)
+
+    def _reviewed(self, bundle: ModelBundle) -> set[int]:
+        return {
+            e.prototype
+            for e in self.labels.current(bundle.content_hash)
+            if e.case is None and e.prototype < bundle.spec.num_prototypes
+        }
+
     def redundancy(
         self,
         model_id: str | None = None,

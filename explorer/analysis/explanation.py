@@ -9,8 +9,9 @@ import torch
 
 from explorer.analysis.activations import ImageActivations, model_activations
 from explorer.analysis.attributions import SMOOTHGRAD_SUFFIX, AttributionMap, attribute
+from explorer.analysis.match_robustness import MatchRobustness, match_robustness
 from explorer.analysis.whatif import disabled_weight
-from explorer.boxes import high_activation_box
+from explorer.boxes import high_activation_box, upsample_map
 from explorer.models.checkpoint import ModelBundle
 from explorer.models.preprocess import to_model_pixels
 
@@ -29,6 +30,8 @@ class PatchPair:
         image_box: 95th-percentile box on the image (model-input pixels).
         source_box: its box on its source training image (model-input pixels), if pushed.
         activation: ``[H, W]`` its similarity map upsampled to the input (bicubic).
+        robustness: its badge (the match re-read under JPEG, noise, a shift, noise outside its
+            box), or ``None`` when not asked for.
     """
 
     prototype: int
@@ -40,6 +43,7 @@ class PatchPair:
     image_box: tuple[int, int, int, int]
     source_box: tuple[int, int, int, int] | None
     activation: np.ndarray
+    robustness: MatchRobustness | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,7 @@ def explain_image(
     attribution_prototype: int | None = None,
     smoothgrad: bool = False,
     disabled: frozenset[int] | set[int] = frozenset(),
+    robustness: bool = True,
 ) -> Explanation:
     """Explains one RGB uint8 image with one forward pass (plus the attribution's own passes).
 
@@ -112,6 +117,9 @@ def explain_image(
         disabled: prototypes whose last-layer columns count as zero (the what-if model without
             them: predictions, evidence and pairs change; attributions still explain the model as
             it is).
+        robustness: re-read every pair's match under JPEG, noise, a one-cell shift and noise
+            outside its box (:mod:`explorer.analysis.match_robustness`; one more forward pass of
+            ``3 + top_k`` images).
     """
     model = bundle.model
     x = model.preprocess([rgb])
@@ -147,6 +155,15 @@ def explain_image(
                 activation=upsampled,
             )
         )
+    if robustness and pairs:
+        size = bundle.spec.input_size
+        badges = match_robustness(
+            model,
+            rgb,
+            [p.prototype for p in pairs],
+            lambda cell_map: high_activation_box(upsample_map(cell_map, size)),
+        )
+        pairs = [replace(p, robustness=b) for p, b in zip(pairs, badges, strict=True)]
     _check_attribution_target(attribution_target)
     attribution_map = None
     if attribution is not None:

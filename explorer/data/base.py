@@ -18,6 +18,7 @@ class ImageSet:
         name: dataset name (``fashion_mnist``, ``elpv``, ``synthetic``, or a folder name).
         split: ``train`` or ``test``.
         extras: optional per-image ground truth (e.g. keypoints of the synthetic set).
+        part_names: what the parts of ``extras["keypoints"]`` are, in order (empty without).
     """
 
     images: np.ndarray
@@ -26,6 +27,7 @@ class ImageSet:
     name: str
     split: str
     extras: dict[str, np.ndarray] = field(default_factory=dict)
+    part_names: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -40,4 +42,5 @@ class ImageSet:
             name=self.name,
             split=self.split,
             extras={k: v[idx] for k, v in self.extras.items()},
+            part_names=self.part_names,
         )

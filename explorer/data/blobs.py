@@ -362,7 +362,7 @@ def generate(
         extras["mask"] = masks
     if flip:
         extras["exact"] = exact
-    return ImageSet(images, labels, CLASS_NAMES, "blobs", split, extras)
+    return ImageSet(images, labels, CLASS_NAMES, "blobs", split, extras, PART_NAMES)
 
 
 def load_blobs(

@@ -20,6 +20,8 @@ x1)`` in pixels, upper bounds exclusive (the boxes' convention everywhere in the
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from explorer.data.base import ImageSet
@@ -66,14 +68,7 @@ def with_marker(data: ImageSet, marked: np.ndarray, seed: int) -> ImageSet:
     """``data`` with the marker on the images where ``marked`` is true (a copy; boxes in extras)."""
     images = data.images.copy()
     boxes = stamp(images, np.asarray(marked, dtype=bool), np.random.default_rng(seed))
-    return ImageSet(
-        images=images,
-        labels=data.labels,
-        class_names=data.class_names,
-        name=data.name,
-        split=data.split,
-        extras={**data.extras, "marker_box": boxes},
-    )
+    return dataclasses.replace(data, images=images, extras={**data.extras, "marker_box": boxes})
 
 
 def marked_training_images(labels: np.ndarray, class_index: int, seed: int) -> np.ndarray:
@@ -94,14 +89,7 @@ def load_synthetic_marker(split: str, data_seed: int = 0) -> ImageSet:
     else:
         marked = np.zeros(len(data), dtype=bool)
     marked_set = with_marker(data, marked, seed)
-    return ImageSet(
-        images=marked_set.images,
-        labels=marked_set.labels,
-        class_names=marked_set.class_names,
-        name="synthetic_marker",
-        split=split,
-        extras=marked_set.extras,
-    )
+    return dataclasses.replace(marked_set, name="synthetic_marker")
 
 
 def paste_on_other_classes(test: ImageSet, class_index: int, seed: int = 1) -> ImageSet:

@@ -304,6 +304,7 @@ def generate(
         name="synthetic",
         split=split,
         extras=extras,
+        part_names=PART_NAMES,
     )
 
 
