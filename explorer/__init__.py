@@ -22,6 +22,16 @@ from typing import TYPE_CHECKING, Any
 # needs (torch, numpy, Pillow and the model code; the analyses import the rest when first called).
 _EXPORTS: dict[str, str] = {
     "RETRAIN_VERDICTS": "explorer.api",
+    "ModelMetrics": "explorer.analysis.metrics.evaluation",
+    "MetricInfo": "explorer.analysis.metrics.catalogue",
+    "ReviewQueue": "explorer.analysis.review_queue",
+    "QueueEntry": "explorer.analysis.review_queue",
+    "MatchRobustness": "explorer.analysis.match_robustness",
+    "metrics_markdown": "explorer.viz.trust_text",
+    "metrics_rows": "explorer.viz.trust_text",
+    "badge_line": "explorer.viz.trust_text",
+    "badge_rule": "explorer.viz.trust_text",
+    "reasons": "explorer.viz.trust_text",
     "JobStatus": "explorer.jobs",
     "JobRefused": "explorer.jobs",
     "DebugProgress": "explorer.train.debug",
@@ -88,10 +98,14 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from explorer.analysis.before_after import BeforeAfter
     from explorer.analysis.cut_outs import CutOut
     from explorer.analysis.explanation import Explanation, PatchPair
+    from explorer.analysis.match_robustness import MatchRobustness
+    from explorer.analysis.metrics.catalogue import MetricInfo
+    from explorer.analysis.metrics.evaluation import ModelMetrics
     from explorer.analysis.nearest import NearestPatches
     from explorer.analysis.packing import AnalysisRun, Packing
     from explorer.analysis.prototypes import PrototypeView
     from explorer.analysis.redundancy import DEFAULT_THRESHOLD, Cluster, RedundancyReport
+    from explorer.analysis.review_queue import QueueEntry, ReviewQueue
     from explorer.analysis.scoring_sheet import ScoringSheet
     from explorer.analysis.whatif import WhatIf
     from explorer.api import (
@@ -112,6 +126,13 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from explorer.spec import ModelSpec
     from explorer.train.debug import DebugProgress
     from explorer.types import ModelOutput, Prediction, PrototypeEvidence, PrototypeRecord
+    from explorer.viz.trust_text import (
+        badge_line,
+        badge_rule,
+        metrics_markdown,
+        metrics_rows,
+        reasons,
+    )
 
 
 __all__ = [
@@ -146,8 +167,11 @@ __all__ = [
     "LabelImport",
     "LocalAttributes",
     "MatchAttributes",
+    "MatchRobustness",
+    "MetricInfo",
     "ModelBundle",
     "ModelInfo",
+    "ModelMetrics",
     "ModelOutput",
     "ModelSpec",
     "NearestPatches",
@@ -158,12 +182,19 @@ __all__ = [
     "PrototypeEvidence",
     "PrototypeRecord",
     "PrototypeView",
+    "QueueEntry",
     "RedundancyReport",
+    "ReviewQueue",
     "ScoringSheet",
     "StoredResult",
     "UnknownModelError",
     "WhatIf",
+    "badge_line",
+    "badge_rule",
     "load_model",
+    "metrics_markdown",
+    "metrics_rows",
+    "reasons",
     "save_model",
     "upsample_map",
 ]

@@ -80,8 +80,8 @@ if TYPE_CHECKING:
     from explorer.analysis.cut_outs import CutOut
     from explorer.analysis.explanation import Explanation
     from explorer.analysis.metrics.evaluation import ModelMetrics
-    from explorer.analysis.review_queue import ReviewQueue
     from explorer.analysis.model_comparison import ModelFigures
+    from explorer.analysis.review_queue import ReviewQueue
     from explorer.analysis.scoring_sheet import ScoringSheet
     from explorer.labels.store import LabelEvent, LabelImport, LabelStore
     from explorer.models.importers import ImportReport
@@ -1212,12 +1212,16 @@ class Explorer:
             dataset = load_split(str(data), split, bundle.spec.input_size)
         except (ValueError, OSError) as error:
             raise ExplorerError(f"--data {data}: {error}") from None
-        if len(dataset.class_names) != bundle.spec.num_classes:
+        ours, theirs = bundle.spec.class_names, dataset.class_names
+        if set(theirs) != set(ours) or len(theirs) != len(ours):
             raise ExplorerError(
-                f"--data {data} has {len(dataset.class_names)} classes, the model "
-                f"'{bundle.spec.model_id}' {bundle.spec.num_classes}: the classes must be the model's"
+                f"--data {data}: its classes ({', '.join(theirs)}) are not the model "
+                f"'{bundle.spec.model_id}''s ({', '.join(ours)})"
             )
-        return dataset
+        if tuple(theirs) == tuple(ours):
+            return dataset
+        to_ours = np.array([ours.index(name) for name in theirs])  # same names, another order
+        return dataclasses.replace(dataset, labels=to_ours[dataset.labels], class_names=tuple(ours))
 
     def review_queue(
         self,

@@ -86,6 +86,7 @@ def explanation_record(x: Explanation, files: dict[str, str]) -> dict[str, Any]:
                 "image_box_y0_y1_x0_x1": list(p.image_box),
                 "where": position_words(p.image_box, size),
                 "source_box_y0_y1_x0_x1": list(p.source_box) if p.source_box else None,
+                "robustness": None if p.robustness is None else p.robustness.to_dict(),
             }
             for rank, p in enumerate(x.pairs, start=1)
         ],

@@ -1,4 +1,4 @@
-"""The command line: ``python -m explorer train|import|predict|explain|report|analyse|redundancy|sheet|compare|debug|before-after|labels|models``.
+"""The command line: ``python -m explorer train|import|predict|explain|report|analyse|evaluate|redundancy|sheet|compare|debug|before-after|labels|models``.
 
 Every command prints JSON on stdout (progress on stderr); a bad input ends with a one-line message on
 stderr and exit status 2, never a traceback. ``explain`` goes on past files it cannot read, reports
@@ -281,6 +281,32 @@ def _redundancy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from explorer import metrics_markdown
+
+    if args.queue and args.data is not None:
+        raise ExplorerError("--queue reads the model's own data set: leave out --data")
+    explorer, model = _explorer(args)
+    model_id = model or explorer.default_model
+    metrics = explorer.evaluate(
+        model_id, data=args.data, split=args.split, faithfulness_images=args.faithfulness_images
+    )
+    record = {"model_id": model_id, **metrics.to_dict()}
+    table = metrics_markdown(metrics)
+    if args.queue:
+        record["review_queue"] = explorer.review_queue(model_id).to_dict()
+    if args.out:
+        out = _output_folder(Path(args.out))
+        (out / "metrics.json").write_text(json.dumps(record, indent=2) + "\n")
+        (out / "metrics.md").write_text(f"# Prototype metrics of {model_id}\n\n{table}\n")
+    if args.markdown:
+        print(table)
+    else:
+        print(json.dumps(record, indent=2))
+        print(table, file=sys.stderr)
+    return 0
+
+
 def _labels(args: argparse.Namespace) -> int:
     from explorer import Explorer
 
@@ -550,6 +576,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("--markdown", action="store_true", help="a Markdown table instead of JSON")
     compare.set_defaults(run=_compare)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        parents=[with_models],
+        help="metrics of the prototypes: consistency, stability, purity, background share, "
+        "deletion/insertion (JSON on stdout, the table on stderr)",
+    )
+    evaluate.add_argument("--model", help="model id or model folder (default: the default model)")
+    evaluate.add_argument(
+        "--data", help="a data set name or an ImageFolder (with annotations/, see docs/guide.md) "
+        "instead of the model's own",
+    )  # fmt: skip
+    evaluate.add_argument("--split", choices=["train", "test"], default="test")
+    evaluate.add_argument(
+        "--faithfulness-images", type=int, default=None,
+        help="images read for deletion/insertion, class-stratified (default 120; 0: all)",
+    )  # fmt: skip
+    evaluate.add_argument(
+        "--queue", action="store_true", help="add the review queue (its signals need both splits)"
+    )
+    evaluate.add_argument("--out", help="also write metrics.json and metrics.md into this folder")
+    evaluate.add_argument("--markdown", action="store_true", help="print the table, not the JSON")
+    evaluate.set_defaults(run=_evaluate)
 
     labels = commands.add_parser("labels", help="export or import prototype labels")
     labels.add_argument("action", choices=["export", "import"])

@@ -30,7 +30,9 @@ GREY = 128
 def colour_model(size: int = 16) -> ProtoPNet:
     """Identity backbone (a cell is a pixel), add-on ``sigmoid(relu(x))`` per channel, prototype 0
     the add-on output of a pure red pixel: similarity log(1e4) on pure red, less on anything else."""
-    model = ProtoPNet(tiny_spec(backbone="identity", channels=3, classes=2, per_class=1, dim=3, size=size))
+    model = ProtoPNet(
+        tiny_spec(backbone="identity", channels=3, classes=2, per_class=1, dim=3, size=size)
+    )
     with torch.no_grad():
         for conv in (model.add_on[0], model.add_on[2]):
             conv.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
@@ -53,7 +55,9 @@ def test_one_red_pixel_is_jpeg_fragile():
     assert badge.check("jpeg").change > MAX_CHANGE and badge.check("jpeg").fragile
     assert badge.verdict == "fragile" and "jpeg" in badge.fragile_checks
     shift = badge.check("shift")  # an exact one-pixel shift: the match follows to the next cell
-    assert shift.cell == (5, 7) and shift.change == pytest.approx(0.0, abs=1e-6) and not shift.fragile
+    assert (
+        shift.cell == (5, 7) and shift.change == pytest.approx(0.0, abs=1e-6) and not shift.fragile
+    )
     outside = badge.check("outside")  # cells see one pixel: noise outside the box cannot reach it
     assert outside.change == pytest.approx(0.0, abs=1e-6) and not outside.fragile
 

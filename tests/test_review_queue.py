@@ -19,7 +19,9 @@ from explorer.analysis.review_queue import (
 def table(**columns: list[float]) -> dict[str, np.ndarray]:
     return signal_table(
         num_prototypes=len(columns["purity"]),
-        background_share=None if columns.get("background") is None else np.array(columns["background"]),
+        background_share=None
+        if columns.get("background") is None
+        else np.array(columns["background"]),
         stability=None if columns.get("stability") is None else np.array(columns["stability"]),
         class_purity=np.array(columns["purity"]),
         ratio=np.array(columns["ratio"]),

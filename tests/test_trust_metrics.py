@@ -154,7 +154,9 @@ def block_model() -> tuple[ProtoPNet, np.ndarray]:
         for conv in (model.add_on[0], model.add_on[2]):
             conv.weight.fill_(1.0)
             conv.bias.zero_()
-        model.prototype_vectors.copy_(torch.tensor([[1 / (1 + math.exp(-1))], [0.5]]).view(2, 1, 1, 1))
+        model.prototype_vectors.copy_(
+            torch.tensor([[1 / (1 + math.exp(-1))], [0.5]]).view(2, 1, 1, 1)
+        )
         model.class_weights.copy_(torch.tensor([[1.0, 0.0], [0.0, 0.0]]))
     image = np.zeros((8, 8, 1), dtype=np.uint8)
     image[2:4, 5:7] = 255

@@ -61,11 +61,15 @@ def read_parts(
         reader = csv.DictReader(handle)
         missing = [c for c in COLUMNS if c not in (reader.fieldnames or ())]
         if missing:
-            raise ExplorerError(f"{path}: missing column(s) {', '.join(missing)}; expected {','.join(COLUMNS)}")
+            raise ExplorerError(
+                f"{path}: missing column(s) {', '.join(missing)}; expected {','.join(COLUMNS)}"
+            )
         for line, row in enumerate(reader, start=2):
             image = row["image"].strip().replace("\\", "/")
             if image not in index:
-                raise ExplorerError(f"{path} line {line}: no image {image!r} under the split folder")
+                raise ExplorerError(
+                    f"{path} line {line}: no image {image!r} under the split folder"
+                )
             try:
                 x, y = float(row["x"]), float(row["y"])
             except ValueError:

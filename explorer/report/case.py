@@ -25,6 +25,7 @@ from explorer.viz.heatmaps import ACTIVATION_COLORMAP, ATTRIBUTION_COLORMAP, ove
 from explorer.viz.overlays import enlarge
 from explorer.viz.pairs import DISPLAY_SIDE, activation_picture, boxed_picture, pair_caption
 from explorer.viz.text import explanation_summary, position_words
+from explorer.viz.trust_text import badge_line
 
 EVIDENCE_TERMS = 10  # bars of the evidence chart before "other N prototypes", as the Explain tab
 METHOD_NAMES = {
@@ -102,6 +103,8 @@ class PairReport:
     caption: str
     image_picture: Picture
     source_picture: Picture | None
+    robustness: str | None = None
+    """The match's robustness badge in one line (``None``: not checked)."""
 
 
 @dataclass(frozen=True)
@@ -295,6 +298,7 @@ def _pairs(explorer: Explorer, x: Explanation, model_id: str) -> tuple[PairRepor
                 caption=pair_caption(x, pair),
                 image_picture=image_picture,
                 source_picture=source_picture,
+                robustness=None if pair.robustness is None else badge_line(pair.robustness),
             )
         )
     return tuple(out)

@@ -16,6 +16,7 @@ from explorer.report.words import (
     title,
     what_if,
 )
+from explorer.viz.trust_text import badge_rule
 
 PAIR_SIDE = 168  # px: both pictures of a pair fit beside the numbers on an A4 page
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -206,7 +207,8 @@ def _pairs(case: CaseReport) -> str:
         )
         rows.append(
             f"<tr><td class=num>{p.rank}</td><td>prototype <strong>{p.prototype}</strong><br>"
-            f"class {_text(p.prototype_class)}<br>at the {_text(p.where)}</td>"
+            f"class {_text(p.prototype_class)}<br>at the {_text(p.where)}"
+            f"{'' if p.robustness is None else '<br>' + _text(p.robustness)}</td>"
             f"<td class=num>{_text(number(p.similarity, 4))}</td>"
             f"<td class=num>{_text(number(p.weight, 4))}</td>"
             f"<td class=num>{_text(number(p.contribution, 4))}</td>"
@@ -217,6 +219,8 @@ def _pairs(case: CaseReport) -> str:
         f"<p>Left: the image with the prototype's {case.score_name} map and the box where it "
         "matches best. "
         "Right: the prototype's source training image with the patch it was taken from.</p>"
+        f"<p>Robustness: each match is read again after JPEG compression (quality 75), mild noise, "
+        f"a shift by one feature cell and noise outside its box; {_text(badge_rule())}</p>"
         '<table class="pairs"><thead><tr><th>rank</th><th>prototype</th>'
         f"<th>{case.score_name}</th>"
         "<th>weight</th><th>contribution</th><th>this image</th><th>that prototype</th></tr>"

@@ -247,7 +247,8 @@ def _pairs(pdf: _Document, case: CaseReport) -> None:
         pdf.multi_cell(
             0, 4.6,
             f"{case.score_name} {number(p.similarity, 4)} × weight {number(p.weight, 4)} = "
-            f"contribution {number(p.contribution, 4)}",
+            f"contribution {number(p.contribution, 4)}"
+            + ("" if p.robustness is None else f". Robustness: {p.robustness}"),
             new_x=XPos.LMARGIN, new_y=YPos.NEXT,
         )  # fmt: skip
         y = pdf.get_y() + 1

@@ -121,7 +121,7 @@ def curve_inputs(
 
     Deletion: ``start = x``, ``finish`` = the substrate; insertion: ``start`` = blurred, ``finish = x``.
     """
-    batch, channels, height, width = x.shape
+    batch, _, height, width = x.shape
     pixels = height * width
     counts = torch.tensor([round(t * pixels / steps) for t in range(steps + 1)])
     ranks = torch.from_numpy(_ranks(orders))  # [B, HW]

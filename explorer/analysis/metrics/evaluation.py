@@ -19,7 +19,13 @@ import torch
 
 from explorer.analysis.metrics.background import map_background_share
 from explorer.analysis.metrics.consistency import Consistency, consistency
-from explorer.analysis.metrics.deletion import STEPS, Curves, batch_curves, evidence_map, evidence_order
+from explorer.analysis.metrics.deletion import (
+    STEPS,
+    Curves,
+    batch_curves,
+    evidence_map,
+    evidence_order,
+)
 from explorer.analysis.metrics.parts import half_size, parts_in_box, peak_box, peak_location
 from explorer.analysis.metrics.purity import class_purity, object_share
 from explorer.analysis.metrics.stability import perturb, stability, stability_score
@@ -94,6 +100,47 @@ class ModelMetrics:
             "random_insertion_auc": self.curves.auc("random_insertion"),
         }
 
+    def per_prototype(self) -> list[dict[str, object]]:
+        """One record per prototype (``None`` where not measured)."""
+
+        def value(array: np.ndarray | None, j: int) -> float | None:
+            if array is None or np.isnan(array[j]):
+                return None
+            return round(float(array[j]), 4)
+
+        rows = []
+        for j in range(self.num_prototypes):
+            row: dict[str, object] = {"prototype": j, "class": int(self.prototype_classes[j])}
+            if self.consistency is not None:
+                rates = self.consistency.rates[j]
+                row["consistent"] = bool(self.consistency.consistent[j])
+                row["best_part"] = self.part_names[int(rates.argmax())] if len(rates) else None
+                row["best_part_rate"] = round(float(rates.max()), 4) if len(rates) else None
+            row["stability"] = value(self.stability, j)
+            row["class_purity"] = value(self.class_purity, j)
+            row["object_share"] = value(self.object_share, j)
+            row["background_share"] = value(self.background_share, j)
+            rows.append(row)
+        return rows
+
+    def to_dict(self) -> dict[str, object]:
+        """Everything, for JSON: where it was measured, the model-level figures, per prototype."""
+        return {
+            "split": self.split,
+            "dataset": self.dataset,
+            "images": self.num_images,
+            "parts": list(self.part_names),
+            "faithfulness": {
+                "images": len(self.curves.images),
+                "steps": self.curves.steps,
+                "explained_class": "the model's prediction on each clean image",
+            },
+            "noise_seed": self.noise_seed,
+            "top_k": self.top_k,
+            "summary": {k: (None if v is None else round(v, 4)) for k, v in self.summary().items()},
+            "prototypes": self.per_prototype(),
+        }
+
     # --- storage -----------------------------------------------------------------------------
     def to_arrays(self) -> dict[str, np.ndarray]:
         arrays: dict[str, np.ndarray] = {
@@ -107,7 +154,14 @@ class ModelMetrics:
             "noise_seed": np.array(self.noise_seed),
             "notes": np.array(self.notes, dtype=str),
         }
-        for name in ("deletion", "insertion", "random_deletion", "random_insertion", "images", "classes"):
+        for name in (
+            "deletion",
+            "insertion",
+            "random_deletion",
+            "random_insertion",
+            "images",
+            "classes",
+        ):
             arrays[f"curves_{name}"] = getattr(self.curves, name)
         if self.consistency is not None:
             arrays["consistency_rates"] = self.consistency.rates
@@ -123,7 +177,14 @@ class ModelMetrics:
         curves = Curves(
             **{
                 name: arrays[f"curves_{name}"]
-                for name in ("deletion", "insertion", "random_deletion", "random_insertion", "images", "classes")
+                for name in (
+                    "deletion",
+                    "insertion",
+                    "random_deletion",
+                    "random_insertion",
+                    "images",
+                    "classes",
+                )
             }
         )
         found = (
@@ -235,20 +296,31 @@ def evaluate(
             for p in np.flatnonzero(own[i]):
                 if num_parts:
                     vis = visible[i]
-                    clean[i, p] = parts_in_box(keypoints[i], vis, peak_box(peak_location(maps[b, p], size), half, size))
-                    noisy[i, p] = parts_in_box(keypoints[i], vis, peak_box(peak_location(noisy_maps[b, p], size), half, size))
+                    clean[i, p] = parts_in_box(
+                        keypoints[i], vis, peak_box(peak_location(maps[b, p], size), half, size)
+                    )
+                    noisy[i, p] = parts_in_box(
+                        keypoints[i],
+                        vis,
+                        peak_box(peak_location(noisy_maps[b, p], size), half, size),
+                    )
                 if masks is not None:
                     background[i, p] = map_background_share(maps[b, p], masks[i])
         picked = np.flatnonzero(np.isin(rows, chosen))
         if len(picked):
             targets = logits[picked].argmax(axis=1)
             orders = np.stack(
-                [evidence_order(evidence_map(maps[b], weight, int(c), size)) for b, c in zip(picked, targets)]
+                [
+                    evidence_order(evidence_map(maps[b], weight, int(c), size))
+                    for b, c in zip(picked, targets, strict=True)
+                ]
             )
             randoms = np.stack([rng.permutation(size[0] * size[1]) for _ in picked])
             forward = _logits_of(model)
             for order_name, pixel_orders in (("", orders), ("random_", randoms)):
-                for mode, values in batch_curves(forward, x[picked], pixel_orders, targets, steps).items():
+                for mode, values in batch_curves(
+                    forward, x[picked], pixel_orders, targets, steps
+                ).items():
                     curves.setdefault(order_name + mode, []).append(values)
             explained.append(targets)
     found = consistency(clean, visible, labels, classes) if num_parts else None
@@ -256,7 +328,10 @@ def evaluate(
     share = None
     if masks is not None:
         share = np.array(
-            [background[own[:, p], p].mean() if own[:, p].any() else np.nan for p in range(num_prototypes)]
+            [
+                background[own[:, p], p].mean() if own[:, p].any() else np.nan
+                for p in range(num_prototypes)
+            ]
         )
     empty = np.zeros((0, steps + 1))
     return ModelMetrics(

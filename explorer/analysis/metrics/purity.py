@@ -30,7 +30,9 @@ def box_on_mask(mask: np.ndarray, box: tuple[int, int, int, int] | np.ndarray) -
     return float((region > 0).mean()) if region.size else 0.0
 
 
-def object_share(patch_images: np.ndarray, patch_boxes: np.ndarray, masks: np.ndarray) -> np.ndarray:
+def object_share(
+    patch_images: np.ndarray, patch_boxes: np.ndarray, masks: np.ndarray
+) -> np.ndarray:
     """``[P]`` share of each prototype's top-k patches whose box is at least half on the object.
 
     Args:
@@ -41,7 +43,10 @@ def object_share(patch_images: np.ndarray, patch_boxes: np.ndarray, masks: np.nd
     images = np.asarray(patch_images)
     on = np.array(
         [
-            [box_on_mask(masks[images[p, i]], patch_boxes[p, i]) >= ON_OBJECT for i in range(images.shape[1])]
+            [
+                box_on_mask(masks[images[p, i]], patch_boxes[p, i]) >= ON_OBJECT
+                for i in range(images.shape[1])
+            ]
             for p in range(images.shape[0])
         ],
         dtype=bool,
