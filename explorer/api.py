@@ -1160,6 +1160,7 @@ class Explorer:
         split: str = "test",
         faithfulness_images: int | None = None,
         progress: Callable[[Iterable], Iterable] = lambda it: it,
+        into_folder: bool = False,
     ) -> ModelMetrics:
         """Every metric of a model's prototypes (:mod:`explorer.analysis.metrics`) on a split of its
         own data set (stored once computed, as ``metrics_<split>``) or of ``data`` (a data set name
@@ -1169,6 +1170,8 @@ class Explorer:
         Args:
             faithfulness_images: images read for deletion/insertion (stratified by class; 0: all;
                 default :data:`~explorer.analysis.metrics.evaluation.FAITHFULNESS_IMAGES`).
+            into_folder: also write them into the model folder's ``analyses/`` (shipped with it;
+                only for the model's own data and the default image count).
 
         Raises:
             ExplorerError: the data set cannot be loaded. ValueError: a bad split or image count.
@@ -1194,13 +1197,23 @@ class Explorer:
             )  # fmt: skip
             return compute(dataset, nearest)
         if faithfulness_images is not None and count != FAITHFULNESS_IMAGES:
+            if into_folder:
+                raise ValueError("only the default deletion/insertion image count is shipped")
             return compute(self._dataset(bundle, split), self._nearest(bundle, split, progress))
-        return self._stored(
+        name = f"metrics_{split}"
+        metrics = self._stored(
             bundle,
-            f"metrics_{split}",
+            name,
             lambda: compute(self._dataset(bundle, split), self._nearest(bundle, split, progress)),
             ModelMetrics.from_arrays,
         )
+        if into_folder:
+            title = f"Prototype metrics, {split} split"
+            note = self._results.shipped(bundle.folder, bundle.content_hash).note
+            write_folder_analyses(
+                bundle.folder, bundle.content_hash, {name: (title, metrics.to_arrays())}, note=note
+            )
+        return metrics
 
     def has_metrics(self, model_id: str | None = None, split: str = "test") -> bool:
         """Whether the metrics of a split are stored (nothing computed)."""

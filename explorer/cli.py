@@ -288,8 +288,14 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise ExplorerError("--queue reads the model's own data set: leave out --data")
     explorer, model = _explorer(args)
     model_id = model or explorer.default_model
+    if args.into_folder and args.data is not None:
+        raise ExplorerError("--into-folder ships the model's own figures: leave out --data")
     metrics = explorer.evaluate(
-        model_id, data=args.data, split=args.split, faithfulness_images=args.faithfulness_images
+        model_id,
+        data=args.data,
+        split=args.split,
+        faithfulness_images=args.faithfulness_images,
+        into_folder=args.into_folder,
     )
     record = {"model_id": model_id, **metrics.to_dict()}
     table = metrics_markdown(metrics)
@@ -597,6 +603,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--queue", action="store_true", help="add the review queue (its signals need both splits)"
     )
     evaluate.add_argument("--out", help="also write metrics.json and metrics.md into this folder")
+    evaluate.add_argument(
+        "--into-folder", action="store_true",
+        help="also store them in the model folder's analyses/, to ship them with it",
+    )  # fmt: skip
     evaluate.add_argument("--markdown", action="store_true", help="print the table, not the JSON")
     evaluate.set_defaults(run=_evaluate)
 
