@@ -1244,7 +1244,8 @@ class Explorer:
     ) -> ReviewQueue:
         """Every prototype not yet reviewed, worst first, by the stated score of
         :mod:`explorer.analysis.review_queue` (the test split's metrics, the nearest patches of both
-        splits and the exact duplicates; each computed once and stored)."""
+        splits and the exact duplicates; each computed once and stored). Prototypes no class weighs
+        are left out (listed in ``unused``)."""
         from explorer.analysis.review_queue import (
             ReviewQueue,
             generalisation_ratio,
@@ -1267,8 +1268,12 @@ class Explorer:
             duplicates=groups,
         )
         reviewed, total = self.review_progress(model_id)
-        done = set() if include_reviewed else self._reviewed(bundle)
-        return ReviewQueue(entries=tuple(review_queue(table, done)), reviewed=reviewed, total=total)
+        weights = bundle.model.class_weights.detach().cpu().numpy()
+        unused = tuple(int(j) for j in np.flatnonzero(~np.any(weights != 0, axis=0)))
+        done = (set() if include_reviewed else self._reviewed(bundle)) | set(unused)
+        return ReviewQueue(
+            entries=tuple(review_queue(table, done)), reviewed=reviewed, total=total, unused=unused
+        )
 
     def _reviewed(self, bundle: ModelBundle) -> set[int]:
         return {

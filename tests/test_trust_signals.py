@@ -230,3 +230,26 @@ def test_explain_json_and_the_case_report_carry_the_badges(explorer: Explorer) -
         p.robustness and p.robustness.split(" ")[0].rstrip(":") in ("robust", "fragile")
         for p in case.pairs
     )
+
+
+@pytest.mark.slow
+def test_prototypes_no_class_weighs_are_left_out_of_the_queue(
+    tiny_folder_model: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    import torch
+
+    from explorer.models.checkpoint import load_model, save_model
+
+    folder = tmp_path / "tiny_unused"
+    shutil.copytree(tiny_folder_model, folder)
+    bundle = load_model(folder)
+    with torch.no_grad():
+        bundle.model.class_weights[:, 3] = 0.0  # prototype 3 decides nothing now
+    save_model(bundle.model, folder, bundle.projection)
+    explorer = Explorer([WEIGHTS_DIR, folder])
+    queue = explorer.review_queue("tiny_folder")
+    assert queue.unused == (3,)
+    assert 3 not in [e.prototype for e in queue.entries]
+    assert len(queue.entries) == explorer.num_prototypes("tiny_folder") - 1

@@ -17,7 +17,8 @@ without masks, is left out), **plus 1 when the explanation does not generalise**
 :data:`GENERALISES`: its test matches are less than half as similar as its training matches, which
 is what a training-set artefact such as a marker looks like to new images). The mean is at most 1,
 so every such prototype comes before every other. Prototypes already reviewed (a current general
-label) leave the queue. Ties: lower prototype number first.
+label) leave the queue, and so do prototypes no class weighs (every last-layer weight zero: they
+decide nothing). Ties: lower prototype number first.
 
 The rule (the 0.5 and the flag) was set looking at the planted-shortcut model of data seed 0 and
 then measured, unchanged, on data seed 1's (``python -m bench.trust_signals``; docs/method.md §9).
@@ -59,17 +60,21 @@ class ReviewQueue:
         entries: the prototypes not yet reviewed, worst first.
         reviewed: how many prototypes have a current general label.
         total: how many prototypes the model has.
+        unused: prototypes no class weighs (all last-layer weights zero, as PIP-Net's sparse layer
+            leaves many): they decide nothing, so they are left out of the queue.
     """
 
     entries: tuple[QueueEntry, ...]
     reviewed: int
     total: int
+    unused: tuple[int, ...] = ()
 
     def to_dict(self) -> dict:
         return {
             "rule": RULE,
             "reviewed": self.reviewed,
             "total": self.total,
+            "unused_left_out": list(self.unused),
             "queue": [
                 {
                     "prototype": e.prototype,
@@ -86,7 +91,7 @@ RULE = (
     "score = mean of the measured signals (background share, 1 - stability, 1 - class purity, "
     "train-to-test gap, later exact duplicate; each 0..1), plus 1 when the prototype's 5 nearest "
     f"test patches are less than {GENERALISES:.0%} as similar as its 5 nearest training patches "
-    "(medians); reviewed prototypes leave the queue"
+    "(medians); reviewed prototypes, and those no class weighs, leave the queue"
 )
 
 
