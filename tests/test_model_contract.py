@@ -246,3 +246,30 @@ def test_save_and_load_round_trip_keeps_the_outputs(bundle: ModelBundle, tmp_pat
     save_model(bundle.model, folder, bundle.projection)
     copy = load_model(folder)
     torch.testing.assert_close(_forward(copy, images).logits, _forward(bundle, images).logits)
+
+
+def test_metrics_and_badges_run_on_the_contract(bundle: ModelBundle) -> None:
+    from explorer.analysis.metrics.evaluation import evaluate
+    from explorer.data.base import ImageSet
+
+    images = np.stack(_images(bundle, 6, seed=2))
+    height, width = images.shape[1:3]
+    labels = np.arange(6) % bundle.spec.num_classes
+    masks = np.zeros((6, height, width), dtype=np.uint8)
+    masks[:, : height // 2] = 1
+    keypoints = np.tile(
+        np.array([[width / 4, height / 4], [3 * width / 4, 3 * height / 4]]), (6, 1, 1)
+    )
+    data = ImageSet(
+        images, labels, bundle.spec.class_names, "random", "test",
+        {"mask": masks, "keypoints": keypoints.astype(np.float32)}, ("a", "b"),
+    )  # fmt: skip
+    nearest = nearest_patches(bundle.model, images, labels, "test", k=2)
+    metrics = evaluate(bundle.model, data, nearest, faithfulness_images=3, steps=4)
+    summary = metrics.summary()
+    assert summary["consistency"] is not None and 0 <= summary["consistency"] <= 100
+    assert all(v is None or np.isfinite(v) for v in summary.values())
+    assert metrics.curves.deletion.shape == (3, 5)
+    explanation = explain_image(bundle, images[0], top_k=2, attribution=None)
+    assert all(p.robustness is not None for p in explanation.pairs)
+    assert {p.robustness.verdict for p in explanation.pairs} <= {"robust", "fragile"}
