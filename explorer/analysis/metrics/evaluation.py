@@ -11,6 +11,7 @@ share); the result says which were measured and on how many images.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -33,6 +34,7 @@ from explorer.analysis.nearest import NearestPatches
 from explorer.data.base import ImageSet
 from explorer.models.base import PrototypeModel, model_device
 
+CURVE_FIELDS = tuple(f.name for f in dataclasses.fields(Curves))
 FAITHFULNESS_IMAGES = 120
 """Images read for deletion/insertion by default (stratified by class): 4 curves of 17 points
 each cost 68 forward passes per image."""
@@ -154,14 +156,7 @@ class ModelMetrics:
             "noise_seed": np.array(self.noise_seed),
             "notes": np.array(self.notes, dtype=str),
         }
-        for name in (
-            "deletion",
-            "insertion",
-            "random_deletion",
-            "random_insertion",
-            "images",
-            "classes",
-        ):
+        for name in CURVE_FIELDS:
             arrays[f"curves_{name}"] = getattr(self.curves, name)
         if self.consistency is not None:
             arrays["consistency_rates"] = self.consistency.rates
@@ -174,19 +169,7 @@ class ModelMetrics:
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> ModelMetrics:
-        curves = Curves(
-            **{
-                name: arrays[f"curves_{name}"]
-                for name in (
-                    "deletion",
-                    "insertion",
-                    "random_deletion",
-                    "random_insertion",
-                    "images",
-                    "classes",
-                )
-            }
-        )
+        curves = Curves(**{name: arrays[f"curves_{name}"] for name in CURVE_FIELDS})
         found = (
             Consistency(
                 rates=arrays["consistency_rates"],
