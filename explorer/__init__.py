@@ -32,6 +32,7 @@ _EXPORTS: dict[str, str] = {
     "badge_line": "explorer.viz.trust_text",
     "badge_rule": "explorer.viz.trust_text",
     "reasons": "explorer.viz.trust_text",
+    "queue_rule": "explorer.viz.trust_text",
     "JobStatus": "explorer.jobs",
     "JobRefused": "explorer.jobs",
     "DebugProgress": "explorer.train.debug",
@@ -131,6 +132,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
         badge_rule,
         metrics_markdown,
         metrics_rows,
+        queue_rule,
         reasons,
     )
 
@@ -194,6 +196,7 @@ __all__ = [
     "load_model",
     "metrics_markdown",
     "metrics_rows",
+    "queue_rule",
     "reasons",
     "save_model",
     "upsample_map",

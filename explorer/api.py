@@ -736,7 +736,6 @@ class Explorer:
         names = [
             ("nearest_train", "Nearest patches, train split"),
             ("nearest_test", "Nearest patches and per-image scores, test split"),
-            ("metrics_test", "Prototype metrics (consistency, stability, purity, ...), test split"),
         ]
         for mode in MODES:
             for split in SPLITS:

@@ -43,6 +43,7 @@ CONTRACT: dict[str, tuple[list[str], list[str]]] = {
     "/label": (["model_id", "chosen", "reason_text", "comment_text", "name"], ["Markdown"]),
     "/label_history": (["model_id", "number"], ["Dataframe"]),
     "/labels": (["model_id", "verdict_choice", "reviewer_name", "all_models"], ["Markdown", "Dataframe"]),
+    "/metrics": (["model_id"], ["Markdown"]),
     "/model_card": (["model_id"], ["Markdown"]),
     "/nearest": (
         ["model_id", "prototype"], ["Markdown", "Image", "Image", "Plot", "Gallery", "Gallery"]
@@ -56,6 +57,7 @@ CONTRACT: dict[str, tuple[list[str], list[str]]] = {
     "/redundancy": (["model_id", "cut"], ["Markdown", "Plot", "Dataframe", "Gallery"]),
     "/report": (["path", "model_id", "what_if_on"], ["File"]),
     "/retrain": (["model_id"], ["Markdown", "Timer"]),
+    "/review_queue": (["model_id"], ["Markdown", "Dataframe"]),
     "/undo_label": (["model_id", "chosen", "name"], ["Markdown"]),
     "/what_if": (["model_id", "cut", "disabled_text", "cluster_number"], ["Markdown", "Dataframe"]),
     "/why_not": (["path", "model_id", "target_choice", "other"], ["Plot", "Markdown"]),
@@ -117,6 +119,8 @@ def test_compare_endpoint_sets_a_model_beside_its_data_sets_others(client: Clien
         ("/label", ["no_such_model", 0, "", "", "Ana"]),
         ("/redundancy", ["no_such_model", 0.2]),
         ("/compare", ["no_such_model"]),
+        ("/metrics", ["no_such_model"]),
+        ("/review_queue", ["no_such_model"]),
     ],
 )
 def test_an_unknown_model_is_named_in_the_error(

@@ -150,6 +150,8 @@ def table() -> dict[str, tuple[list, list[tuple[str, object, str]]]]:
              ("reviewer_name", HUGE, "reviewer is 200,000 characters long; at most 100 are allowed"),
              ("all_models", "yes", "All models must be true or false")],
         ),
+        # well-formed, these two measure the prototypes (a minute): tests/test_trust_events.py
+        "/metrics": ([MODEL], [("model_id", 5, CHOICES), ("model_id", "no_such_model", "no_such_model")]),
         "/model_card": ([MODEL], [("model_id", 5, CHOICES), ("model_id", "no_such_model", "no_such_model")]),
         "/nearest": (
             [MODEL, 4],
@@ -181,6 +183,9 @@ def table() -> dict[str, tuple[list, list[tuple[str, object, str]]]]:
         ),
         "/retrain": (
             [MODEL], [("model_id", 5, CHOICES), ("model_id", MODEL, "Nothing to retrain from yet")],
+        ),
+        "/review_queue": (
+            [MODEL], [("model_id", 5, CHOICES), ("model_id", "no_such_model", "no_such_model")],
         ),
         "/undo_label": (
             [MODEL, 3, "Ana"],

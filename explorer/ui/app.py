@@ -45,6 +45,12 @@ SIGN_IN_NOTICE = "Sign in with the account your administrator created for you."
 # A chart drawn while its tab was hidden (the tabs fill at once, and again for each model chosen)
 # takes plotly's default width; a resize event redraws it to its panel when its tab is shown.
 REDRAW_CHARTS_JS = "() => { setTimeout(() => window.dispatchEvent(new Event('resize')), 50); }"
+# The prototype metrics table: its value and "better" columns never break inside a word (the
+# definitions take the rest of the width).
+CSS = """
+#prototype-metrics td:nth-child(2), #prototype-metrics td:nth-child(3),
+#prototype-metrics th:nth-child(2), #prototype-metrics th:nth-child(3) { white-space: nowrap; }
+"""
 
 
 def build_app(explorer: Explorer, warm_up: WarmUp | None = None) -> gr.Blocks:
@@ -89,9 +95,14 @@ def build_app(explorer: Explorer, warm_up: WarmUp | None = None) -> gr.Blocks:
         with gr.Tab("Redundancy") as redundancy_tab:
             build_redundancy_tab(explorer, app, model)
         with gr.Tab("Labels") as labels_tab:
-            build_labels_tab(explorer, app, labels_tab, model)
+            queued_prototype = build_labels_tab(explorer, app, labels_tab, model, reviewer)
+        # ... and so is the prototype picked in the Labels tab's review queue.
+        queued_prototype.change(
+            bind(follow_choice, explorer), [model, queued_prototype],
+            [browsed_prototype, *prototype_view], api_name=False,
+        )  # fmt: skip
         with gr.Tab("Model card") as card_tab:
-            build_model_card_tab(explorer, model)
+            build_model_card_tab(explorer, app, card_tab, model)
         for tab in (explain_tab, prototypes_tab, redundancy_tab, labels_tab, card_tab):
             tab.select(None, js=REDRAW_CHARTS_JS, api_name=False)
     return app
@@ -135,6 +146,7 @@ def launch(
         server_port=port,
         share=False,
         theme=THEME,
+        css=CSS,
         footer_links=["api"],
         head=SHORTCUT_JS + preload_script(),
         **(gradio_login_options(sign_in, SIGN_IN_NOTICE) if sign_in else {}),

@@ -8,6 +8,7 @@ from explorer.analysis.match_robustness import PERTURBATIONS, RULE, MatchRobustn
 from explorer.analysis.metrics.catalogue import METRICS, formatted
 from explorer.analysis.metrics.evaluation import ModelMetrics
 from explorer.analysis.review_queue import GENERALISES, QueueEntry
+from explorer.analysis.review_queue import RULE as QUEUE_RULE
 
 TITLES = {p.name: p.title for p in PERTURBATIONS}
 
@@ -39,6 +40,11 @@ def badge_line(badge: MatchRobustness) -> str:
 
 def badge_rule() -> str:
     return RULE[0].upper() + RULE[1:] + "."
+
+
+def queue_rule() -> str:
+    """The review queue's stated score, as a sentence."""
+    return QUEUE_RULE[0].upper() + QUEUE_RULE[1:] + "."
 
 
 def reasons(entry: QueueEntry) -> list[str]:

@@ -20,7 +20,15 @@ import gradio as gr
 import numpy as np
 import plotly.graph_objects as go
 
-from explorer import Explanation, Explorer, ExplorerError
+from explorer import (
+    Explanation,
+    Explorer,
+    ExplorerError,
+    MatchRobustness,
+    PatchPair,
+    badge_line,
+    badge_rule,
+)
 from explorer.images import as_rgb
 from explorer.ui.choices import (
     PREDICTED,
@@ -38,6 +46,7 @@ from explorer.viz.heatmaps import ATTRIBUTION_COLORMAP, overlay, shared_scale
 from explorer.viz.overlays import enlarge
 from explorer.viz.pairs import DISPLAY_SIDE, activation_picture, pair_caption, pair_picture
 from explorer.viz.text import describe_figure, explanation_summary, position_words
+from explorer.viz.trust_text import TITLES
 
 METHOD_LABELS = {
     "Grad-CAM": "gradcam",
@@ -54,7 +63,9 @@ TABLE_HEADERS = [
     "weight",
     "contribution",
     "where",
+    "robustness",
 ]
+TABLE_WIDTHS = ["5%", "8%", "14%", "10%", "9%", "11%", "9%", "34%"]  # the badge line wraps
 NO_IMAGE = "Upload an image or click an example first."
 COMPARISON_WAITING = (
     "*Why this and not that* compares the explained class with another one, prototype by "
@@ -63,14 +74,76 @@ COMPARISON_WAITING = (
 PICK_A_CLASS = "Pick a class above to compare the explained class with."
 
 
+# The checks of a robustness badge, as short as a caption needs (the table says them in full).
+CHECK_WORDS = {"jpeg": "JPEG", "noise": "noise", "shift": "shift", "outside": "outside box"}
+ROBUSTNESS_NOTE = (
+    "**Robustness badges** (in each caption; in full in the table's *robustness* column): each "
+    "match is read again on the image changed in ways a person would not notice — "
+    + "; ".join(TITLES.values())
+    + f". {badge_rule()} A match is ✓ robust when no check is fragile, ⚠ fragile otherwise (the "
+    "caption names the checks that failed)."
+)
+
+
+def badge_text(badge: MatchRobustness | None) -> str:
+    """The table's *robustness* cell: the verdict and what failed by how much (one line)."""
+    return "not checked" if badge is None else badge_line(badge)
+
+
+def badge_mark(badge: MatchRobustness | None) -> str:
+    """The caption's badge: ``✓ robust``, ``⚠ fragile: JPEG, shift`` (the checks that failed) or
+    ``⚠ fragile: every check``."""
+    if badge is None:
+        return "robustness not checked"
+    if badge.verdict == "robust":
+        return "✓ robust"
+    failed = badge.fragile_checks
+    if len(failed) == len(badge.checks):
+        return "⚠ fragile: every check"
+    return "⚠ fragile: " + ", ".join(CHECK_WORDS.get(c, c) for c in failed)
+
+
+def pair_label(explanation: Explanation, pair: PatchPair) -> str:
+    """A pair's caption: prototype and class, its badge (where a narrow caption still shows it),
+    then score × weight = contribution."""
+    caption = pair_caption(explanation, pair)  # "P<j> (<class>): sim ... = ..."
+    head, colon, rest = caption.partition("): ")
+    if not colon:
+        return f"{caption} · {badge_mark(pair.robustness)}"
+    return f"{head}) · {badge_mark(pair.robustness)} · {rest}"
+
+
+def robustness_summary(explanation: Explanation) -> str:
+    """One sentence on the pairs' badges for the summary (empty when none was checked)."""
+    checked = [p for p in explanation.pairs if p.robustness is not None]
+    fragile = [p for p in checked if p.robustness.verdict == "fragile"]
+    n, f = len(checked), len(fragile)
+    if not n:
+        return ""
+    if n == 1:
+        shown = "the match shown is"
+    elif f in (0, n):
+        shown = f"all {n} matches shown are"
+    else:
+        shown = f"{f} of the {n} matches shown {'is' if f == 1 else 'are'}"
+    if not fragile:
+        return f"\n\n**Robustness:** {shown} robust (✓)."
+    named = ", ".join(f"P{p.prototype}" for p in fragile)
+    return (
+        f"\n\n**Robustness:** {shown} fragile (⚠ {named}): a change a person would not notice "
+        "changes the match (see the table's *robustness* column)."
+    )
+
+
 def evidence_table(explanation: Explanation) -> dict[str, list]:
     """The pairs as a table (the evidence chart's text view): ``headers`` (the score column named
-    as the model names its scores: similarity, presence) and ``data`` rows."""
+    as the model names its scores: similarity, presence) and ``data`` rows, each ending with the
+    match's robustness badge."""
     names = explanation.class_names
     size = explanation.activations.input_size
     rows = [
         [rank, p.prototype, names[p.prototype_class], round(p.similarity, 4), round(p.weight, 4),
-         round(p.contribution, 4), position_words(p.image_box, size)]
+         round(p.contribution, 4), position_words(p.image_box, size), badge_text(p.robustness)]
         for rank, p in enumerate(explanation.pairs, start=1)
     ]  # fmt: skip
     headers = [
@@ -229,7 +302,7 @@ class ExplainEvents:
             prefix = what_if_text(self.explorer, model_id, x) if what_if_on else ""
             gallery = [
                 (pair_picture(x, p, self.explorer.source_image(p.prototype, model_id), cmap),
-                 pair_caption(x, p))
+                 pair_label(x, p))
                 for p in x.pairs
             ]  # fmt: skip
         except (ExplorerError, ValueError) as error:
@@ -237,7 +310,7 @@ class ExplainEvents:
         probs = dict(zip(x.class_names, map(float, x.activations.probabilities), strict=True))
         figure = evidence_figure(x.activations, x.target_class, x.class_names)
         left, right, text, _ = attribution_pictures(x, cmap, None)
-        summary = prefix + explanation_summary(x)
+        summary = prefix + explanation_summary(x) + robustness_summary(x)
         return summary, probs, figure, evidence_table(x), gallery, left, right, text, now
 
     def default_comparison(self, shown):

@@ -1,5 +1,5 @@
 """Event functions of labelling: the verdict controls (Prototypes and Explain tabs) and the Labels
-tab's table, history, export and import (laid out in ``explorer/ui/tabs/labels.py``)."""
+tab's review queue, table, history, export and import (laid out in ``explorer/ui/tabs/labels.py``)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,21 @@ from typing import Any
 
 import gradio as gr
 
-from explorer import Explorer, ExplorerError, LabelEvent
+from explorer import (
+    SPLITS,
+    Explorer,
+    ExplorerError,
+    LabelEvent,
+    QueueEntry,
+    ReviewQueue,
+    queue_rule,
+    reasons,
+)
 from explorer.ui import identity
-from explorer.validation import flag
+from explorer.ui.choices import prototype_index
+from explorer.ui.progress import tracked
+from explorer.ui.thumbnails import prototype_thumbnail
+from explorer.validation import InputError, flag
 
 TABLE_HEADERS = ["model", "prototype", "case", "verdict", "reason", "comment", "reviewer", "time"]
 HISTORY_HEADERS = ["id", "prototype", "event", "reason", "comment", "reviewer", "time"]
@@ -26,6 +38,21 @@ EXPORTS: dict[str, tuple[str, bool, str] | None] = {
     "ProtoPDebug folders (zip)": None,
 }
 PrototypeOf = Callable[[Any], int]  # a prototype control's value → the prototype it names
+
+QUEUE_HEADERS = ["rank", "prototype", "score", "why it is here"]
+QUEUE_PASS = "Measuring the prototypes"  # the progress bar's words during the first ranking
+QUEUE_WAITING = (
+    "Not ranked yet for *{model}*. *Rank prototypes to review* measures every prototype once (one "
+    "pass over the test split, about a minute on 2 cores for the synthetic model; needs the model's "
+    "data set); the ranking is stored, and later rankings take a moment."
+)
+SIGNAL_WORDS = {  # the queue's signals as the selected prototype's detail names them
+    "background": "background share",
+    "instability": "1 − stability",
+    "impurity": "1 − class purity",
+    "gap": "train-to-test gap",
+    "duplicate": "later exact duplicate",
+}
 
 
 def label_status(
@@ -236,3 +263,139 @@ def import_labels(explorer: Explorer, model_id: str, file: Any, request: gr.Requ
     except (ExplorerError, ValueError) as error:
         raise gr.Error(str(error)) from None
     return import_message(result.added, result.provenance_only, result.importer)
+
+
+def queue_rule_line() -> str:
+    """The review queue's stated rule, in bold words first."""
+    return f"**Ranked by a stated rule:** {queue_rule()}"
+
+
+def queue_ready(explorer: Explorer, model_id: str) -> bool:
+    """Whether the queue needs nothing computed: the test split's metrics and the nearest patches
+    of both splits are stored."""
+    return explorer.has_metrics(model_id) and all(explorer.has_nearest(model_id, s) for s in SPLITS)
+
+
+def queue_rows(explorer: Explorer, model_id: str, queue: ReviewQueue) -> list[list[Any]]:
+    """One row per prototype still to review, worst first: rank, ``P<j> · <class>``, score (three
+    decimals, as text: the column lines up), reasons."""
+    labels = explorer.prototype_labels(model_id)
+    return [
+        [rank, labels[e.prototype], f"{e.score:.3f}", "; ".join(reasons(e))]
+        for rank, e in enumerate(queue.entries, start=1)
+    ]
+
+
+def queue_status(model_id: str, queue: ReviewQueue) -> str:
+    """``N of M prototypes reviewed``, what the table holds, and the prototypes left out because
+    no class weighs them."""
+    left = len(queue.entries)
+    text = f"**{queue.reviewed} of {queue.total} prototypes reviewed** for *{model_id}*; "
+    if not left:
+        text += "none left to review."
+    else:
+        text += (
+            f"{left} left, worst first. Click a row to bring its prototype up below (and in the "
+            "Prototypes tab) and label it: it leaves the queue."
+        )
+    if queue.unused:
+        named = ", ".join(f"P{j}" for j in queue.unused)
+        many = len(queue.unused) > 1
+        text += (
+            f" Left out: {len(queue.unused)} prototype{'s' if many else ''} that no class weighs "
+            f"(every last-layer weight zero: {named}); {'they decide' if many else 'it decides'} "
+            "nothing."
+        )
+    return text
+
+
+def rank_queue(
+    explorer: Explorer,
+    model_id: str,
+    progress=gr.Progress(),  # noqa: B008 (Gradio's pattern)
+) -> tuple[str, list[list[Any]]]:
+    """The review queue (API ``/review_queue``): the status and the table; the first ranking
+    measures the prototypes (its progress in the table's panel), later ones read what is stored."""
+    try:
+        queue = explorer.review_queue(model_id, progress=tracked(progress, QUEUE_PASS))
+    except (ExplorerError, ValueError) as error:
+        raise gr.Error(str(error)) from None
+    return queue_status(model_id, queue), queue_rows(explorer, model_id, queue)
+
+
+def open_queue(explorer: Explorer, model_id: str) -> tuple:
+    """A newly chosen model's (or the page's first) queue: shown when nothing needs computing,
+    else what to press; no prototype selected (number, picture, detail and label status empty)."""
+    return (*refresh_queue(explorer, model_id, waiting=True), None, None, "", "")
+
+
+def queued_prototype(choice: object) -> int:
+    """The prototype the queue's number field names (a row clicked, or a number typed)."""
+    index = prototype_index(choice)
+    if index is None:
+        raise InputError("click a row of the queue (or type a prototype number) to label it")
+    return index
+
+
+def refresh_queue(
+    explorer: Explorer, model_id: str, waiting: bool = False
+) -> tuple[str | dict, list[list[Any]] | dict]:
+    """The queue as it stands now (after a label, or when the tab is opened) when it needs nothing
+    computed; else no change (``waiting``: the text saying what to press, and an empty table)."""
+    try:
+        if queue_ready(explorer, model_id):
+            queue = explorer.review_queue(model_id)
+            return queue_status(model_id, queue), queue_rows(explorer, model_id, queue)
+    except (ExplorerError, ValueError):
+        pass  # the button says why
+    if waiting:
+        return QUEUE_WAITING.format(model=model_id), []
+    return gr.update(), gr.update()
+
+
+def entry_detail(explorer: Explorer, model_id: str, entry: QueueEntry, rank: int | None) -> str:
+    """The selected prototype's place in the queue, its reasons and every signal."""
+    label = explorer.prototype_labels(model_id)[entry.prototype]
+    where = f"rank {rank}, " if rank is not None else ""
+    signals = ", ".join(
+        f"{SIGNAL_WORDS.get(name, name)} {value:.2f}"
+        for name, value in entry.signals.items()
+        if value == value  # NaN: not measured for this data set
+    )
+    flag_text = (
+        " Its test matches are less than half as similar as its training ones (+1)."
+        if entry.does_not_generalise
+        else ""
+    )
+    return (
+        f"**{label}** ({where}score {entry.score:.3f}): {'; '.join(reasons(entry))}."
+        f"{flag_text}\n\nSignals (0 best, 1 worst): {signals}. Its source image, nearest patches "
+        "and weights: the Prototypes tab (it shows this prototype now)."
+    )
+
+
+def pick_queued(
+    explorer: Explorer, model_id: str, event: gr.SelectData
+) -> tuple[int, Any, str, str]:
+    """A row of the queue clicked: its prototype (for the label controls below and the Prototypes
+    tab), its source patch, what put it in the queue, and its label status."""
+    row = event.row_value if isinstance(event.row_value, list | tuple) else None
+    try:
+        if not row or len(row) < 2:
+            raise ValueError("click a row of the queue")
+        prototype = prototype_index(row[1])
+        if prototype is None:
+            raise ValueError("click a row of the queue")
+        if not queue_ready(explorer, model_id):  # a row of another model's queue: nothing computed
+            raise ValueError(f"rank the prototypes of '{model_id}' first")
+        queue = explorer.review_queue(model_id, include_reviewed=True)
+        entry = next((e for e in queue.entries if e.prototype == prototype), None)
+        if entry is None:
+            raise ValueError(f"P{prototype} is not in the review queue of '{model_id}'")
+        ranks = {e.prototype: r for r, e in enumerate(explorer.review_queue(model_id).entries, 1)}
+        detail = entry_detail(explorer, model_id, entry, ranks.get(prototype))
+        picture = prototype_thumbnail(explorer, model_id, prototype)
+        status = label_status(explorer, model_id, prototype)
+    except (ExplorerError, ValueError) as error:
+        raise gr.Error(str(error)) from None
+    return prototype, picture, detail, status

@@ -26,7 +26,9 @@ from explorer.ui.events.explain import (
     COMPARISON_WAITING,
     DEFAULT_METHOD,
     METHOD_LABELS,
+    ROBUSTNESS_NOTE,
     TABLE_HEADERS,
+    TABLE_WIDTHS,
     ExplainEvents,
 )
 from explorer.ui.events.state import STATE_TTL_S
@@ -84,13 +86,17 @@ def build_explain_tab(
                 label="Evidence: contributions to the explained class", elem_id="explain-evidence"
             )
             table = gr.Dataframe(
-                headers=TABLE_HEADERS, label="Top prototypes (text view)", interactive=False
-            )
-    pairs = gr.Gallery(
-        label="This looks like that: the image's patch (left, with activation) beside the prototype's "
-        "source patch (right, box on its training image). Click a pair to pick its prototype below.",
-        columns=3, height=560, object_fit="contain", elem_id="explain-pairs", format="jpeg",
-    )  # fmt: skip
+                headers=TABLE_HEADERS, label="Top prototypes (text view)", interactive=False,
+                wrap=True, column_widths=TABLE_WIDTHS, elem_id="explain-table",
+            )  # fmt: skip
+    with gr.Column(elem_id="explain-pairs-section"):
+        pairs = gr.Gallery(
+            label="This looks like that: the image's patch (left, with activation) beside the "
+            "prototype's source patch (right, box on its training image); its robustness badge in "
+            "the caption. Click a pair to pick its prototype below.",
+            columns=3, height=560, object_fit="contain", elem_id="explain-pairs", format="jpeg",
+        )  # fmt: skip
+        gr.Markdown(ROBUSTNESS_NOTE, elem_id="explain-robustness-rule")
     with gr.Row():
         with gr.Column(scale=1):
             compare = gr.Dropdown(

@@ -1,11 +1,15 @@
 """Labelling prototypes: verdict controls (Prototypes and Explain tabs) and the Labels tab.
 
 Layout and wiring only; the event functions are in :mod:`explorer.ui.events.labels`. The Labels tab
-shows the current labels and the history of prototype 0 at once, and again whenever it is opened
-(labels may have been added in the other tabs meanwhile).
+opens on the review queue (which prototypes to look at first: shown at once when its measurements
+are stored, else ranked at the press of a button, with progress), then shows the current labels and
+the history of prototype 0 at once, and all of them again whenever it is opened (labels may have
+been added in the other tabs meanwhile).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import gradio as gr
 
@@ -37,6 +41,14 @@ document.addEventListener('keydown', (event) => {
 """
 
 
+class LabelControls(NamedTuple):
+    """What :func:`build_label_controls` made that others follow: the status line, and the events
+    of the verdict and undo buttons (to chain what a label changes)."""
+
+    status: gr.Markdown
+    changes: list[gr.events.Dependency]
+
+
 def build_label_controls(
     explorer: Explorer,
     model: gr.Dropdown,
@@ -44,7 +56,7 @@ def build_label_controls(
     prototype_input: gr.components.Component,
     reviewer: gr.Textbox,
     api: bool,
-) -> None:
+) -> LabelControls:
     """Verdict buttons, reason, comment and undo for the prototype ``prototype_of(input)`` names."""
     with gr.Row():
         buttons = {
@@ -60,24 +72,34 @@ def build_label_controls(
     status = gr.Markdown()
 
     inputs = [model, prototype_input, reason, comment, reviewer]
+    changes = []
     for verdict, button in buttons.items():
-        button.click(
+        changes.append(button.click(
             bind(events.save_label, explorer, prototype_of, verdict), inputs, status,
             api_name="label" if api and verdict == VERDICTS[0] else False,
-        )  # fmt: skip
-    undo.click(
-        bind(events.undo_last, explorer, prototype_of),
-        [model, prototype_input, reviewer],
-        status,
-        api_name="undo_label" if api else False,
+        ))  # fmt: skip
+    changes.append(
+        undo.click(
+            bind(events.undo_last, explorer, prototype_of),
+            [model, prototype_input, reviewer],
+            status,
+            api_name="undo_label" if api else False,
+        )
     )
+    return LabelControls(status, changes)
 
 
-def build_labels_tab(explorer: Explorer, app: gr.Blocks, tab: gr.Tab, model: gr.Dropdown) -> None:
+def build_labels_tab(
+    explorer: Explorer, app: gr.Blocks, tab: gr.Tab, model: gr.Dropdown, reviewer: gr.Textbox
+) -> gr.Number:
+    """Lays out the tab and wires its events; returns the number of the prototype picked in the
+    review queue (the Prototypes tab follows it)."""
     gr.Markdown(
         "Every label is kept: the history is append-only (undo appends a reversal), stored in SQLite "
         f"at `{explorer.labels_path}`."
     )
+    labelled, picked = build_review_queue(explorer, app, tab, model, reviewer)
+    gr.Markdown("### Current labels")
     with gr.Row():
         verdict = gr.Dropdown([events.ANY, *VERDICTS], value=events.ANY, label="Verdict")
         reviewer = gr.Textbox(label="Reviewer (empty: everyone)")
@@ -125,6 +147,65 @@ def build_labels_tab(explorer: Explorer, app: gr.Blocks, tab: gr.Tab, model: gr.
         [progress, table, history],
         api_name=False,
     )
+    for change in labelled:  # a label given in the queue shows in the table at once
+        change.success(
+            bind(events.show_labels, explorer), filters, [progress, table], api_name=False
+        )
+    return picked
+
+
+def build_review_queue(
+    explorer: Explorer, app: gr.Blocks, tab: gr.Tab, model: gr.Dropdown, reviewer: gr.Textbox
+) -> tuple[list[gr.events.Dependency], gr.Number]:
+    """The review queue: the stated rule, *Rank prototypes to review* (the first ranking measures
+    the prototypes, with progress), the table worst first, and the prototype of the row clicked
+    with its label controls (a labelled prototype leaves the queue at once). Returns the events of
+    those controls (to chain what a label changes) and the picked prototype's number."""
+    with gr.Column(elem_id="review-queue-section"):
+        gr.Markdown("### Review queue: which prototypes to look at first")
+        gr.Markdown(events.queue_rule_line(), elem_id="review-queue-rule")
+        with gr.Row():
+            rank = gr.Button(
+                "Rank prototypes to review", variant="primary", elem_id="rank-queue", scale=0,
+                min_width=260,
+            )  # fmt: skip
+            status = gr.Markdown("Loading the review queue …", elem_id="review-queue-status")
+        table = gr.Dataframe(
+            headers=events.QUEUE_HEADERS, label="Review queue (click a row to label its prototype)",
+            interactive=False, wrap=True, elem_id="review-queue",
+            column_widths=["7%", "15%", "8%", "70%"],
+        )  # fmt: skip
+        with gr.Row():
+            picture = gr.Image(
+                label="Its source patch", interactive=False, height=200,
+                alt_text="The source patch of the prototype picked in the review queue",
+            )  # fmt: skip
+            with gr.Column(scale=3):
+                number = WholeNumberInput(
+                    value=None, precision=0, label="Prototype to label (click a row above)"
+                )
+                detail = gr.Markdown(elem_id="review-queue-detail")
+        controls = build_label_controls(
+            explorer, model, events.queued_prototype, number, reviewer, api=False
+        )
+
+    rank.click(
+        bind(events.rank_queue, explorer), model, [status, table], api_name="review_queue",
+        show_progress_on=table,
+    )  # fmt: skip
+    table.select(
+        bind(events.pick_queued, explorer), model, [number, picture, detail, controls.status],
+        api_name=False,
+    )  # fmt: skip
+    # a labelled prototype leaves the queue (an undo brings it back)
+    for change in controls.changes:
+        change.success(bind(events.refresh_queue, explorer), model, [status, table], api_name=False)
+    gr.on(
+        [app.load, model.change], bind(events.open_queue, explorer), model,
+        [status, table, number, picture, detail, controls.status], api_name=False,
+    )  # fmt: skip
+    tab.select(bind(events.refresh_queue, explorer), model, [status, table], api_name=False)
+    return controls.changes, number
 
 
 def build_retrain_section(

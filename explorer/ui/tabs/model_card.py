@@ -1,4 +1,5 @@
-"""The Model card tab: what the model is, its data and licence, accuracy, and what is computed."""
+"""The Model card tab: what the model is, its data and licence, accuracy, what is computed, and the
+metrics of its prototypes (their event functions: :mod:`explorer.ui.events.model_card`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from functools import partial
 import gradio as gr
 
 from explorer import Explorer, ExplorerError
+from explorer.ui.events import bind
+from explorer.ui.events import model_card as events
 from explorer.viz.figures import scoring_sheet_figure
 
 WHERE = {
@@ -72,7 +75,9 @@ def scoring_sheet_view(explorer: Explorer, model_id: str) -> tuple:
     return scoring_sheet_figure(sheet), sheet.markdown()
 
 
-def build_model_card_tab(explorer: Explorer, model: gr.Dropdown) -> None:
+def build_model_card_tab(
+    explorer: Explorer, app: gr.Blocks, tab: gr.Tab, model: gr.Dropdown
+) -> None:
     card = gr.Markdown(
         card_text(explorer, explorer.default_model) if explorer.default_model else ""
     )
@@ -80,6 +85,7 @@ def build_model_card_tab(explorer: Explorer, model: gr.Dropdown) -> None:
     show = partial(card_text, explorer)
     refresh.click(show, model, card, api_name="model_card")
     model.change(show, model, card, api_name=False)
+    build_metrics_section(explorer, app, tab, model, card)
     gr.Markdown("## Scoring sheet (the last layer, class by class)")
     figure, text = (
         scoring_sheet_view(explorer, explorer.default_model)
@@ -95,3 +101,26 @@ def build_model_card_tab(explorer: Explorer, model: gr.Dropdown) -> None:
         comparison_text(explorer, explorer.default_model) if explorer.default_model else ""
     )
     model.change(partial(comparison_text, explorer), model, compared, api_name="compare")
+
+
+def build_metrics_section(
+    explorer: Explorer, app: gr.Blocks, tab: gr.Tab, model: gr.Dropdown, card: gr.Markdown
+) -> None:
+    """*Prototype metrics*: the stored table at once, else a button that measures them with
+    progress (then the card lists them as stored); shown again when the tab is opened (the review
+    queue may have measured them)."""
+    gr.Markdown(f"## Prototype metrics\n\n{events.METRICS_INTRO}")
+    measure = gr.Button(
+        "Measure the prototype metrics", variant="primary", visible=False, elem_id="measure-metrics"
+    )
+    table = gr.Markdown("Loading the prototype metrics …", elem_id="prototype-metrics")
+    measure.click(
+        bind(events.measure_metrics, explorer), model, table, api_name="metrics",
+        show_progress_on=table,
+    ).success(
+        bind(events.measured, explorer), model, measure, api_name=False
+    ).success(partial(card_text, explorer), model, card, api_name=False)  # fmt: skip
+    gr.on(
+        [app.load, model.change, tab.select], bind(events.metrics_view, explorer), model,
+        [table, measure], api_name=False,
+    )  # fmt: skip
