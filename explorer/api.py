@@ -54,6 +54,7 @@ from explorer.analysis.redundancy import (
 from explorer.analysis.whatif import WhatIf, disabled_weight, what_if
 from explorer.cache import AnalysisCache, default_cache_dir, default_models_dir
 from explorer.data import ImageSet, load_split
+from explorer.engines import ENGINES
 from explorer.errors import CheckpointError, ExplorerError, UnknownModelError
 from explorer.folder_analyses import (
     ANALYSES_DIR,
@@ -697,20 +698,29 @@ class Explorer:
         split: str,
         progress: Callable[[Iterable], Iterable] = lambda it: it,
         use_shipped: bool = True,
+        engine: str = "local",
+        workers: int | None = None,
+        address: str | None = None,
     ) -> NearestPatches:
         _check_split(split)
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
 
         def compute() -> NearestPatches:
             data = self._dataset(bundle, split)
-            return nearest_patches(
-                bundle.model,
-                data.images,
-                data.labels,
-                split,
-                keep_all_scores=split == "test",
-                batch_size=forward_batch_size(bundle.spec),
-                progress=progress,
-            )
+            options = {
+                "keep_all_scores": split == "test",
+                "batch_size": forward_batch_size(bundle.spec),
+                "progress": progress,
+            }
+            if engine == "ray":
+                from explorer.engines.ray_engine import ray_nearest_patches
+
+                return ray_nearest_patches(
+                    bundle.folder, bundle.model, data.images, data.labels, split,
+                    workers=workers, address=address, **options,
+                )  # fmt: skip
+            return nearest_patches(bundle.model, data.images, data.labels, split, **options)
 
         return self._stored(
             bundle,
@@ -774,6 +784,9 @@ class Explorer:
         into_folder: bool = False,
         progress: Callable[[str], Callable[[Iterable], Iterable]] | None = None,
         size_share: float | None = SIZE_SHARE_LIMIT,
+        engine: str = "local",
+        workers: int | None = None,
+        address: str | None = None,
     ) -> AnalysisRun:
         """Computes a model's data-wide analyses into the user's cache (results already cached are
         read): nearest patches per split (the test split with every image's scores) and global
@@ -788,6 +801,10 @@ class Explorer:
             size_share: the share of the folder ``analyses/`` may take (``None``: no limit, every
                 result exact). When nothing fits, the smallest packing is written and
                 ``run.packing.fits`` is false.
+            engine: ``local`` (in this process) or ``ray`` (the nearest-patch passes on Ray Data,
+                :mod:`explorer.engines.ray_engine`; the attribute passes stay in this process).
+            workers: the ray engine's actors (default: every CPU). address: a Ray cluster to join
+                (``auto``, ``ray://host:10001``; default: a local Ray for the pass).
 
         Raises:
             ExplorerError: the model's data set is needed and not installed.
@@ -804,7 +821,13 @@ class Explorer:
         attributes: dict[tuple[str, str], GlobalAttributes] = {}
         for split in splits:
             nearest[split] = results[f"nearest_{split}"] = self._nearest(
-                bundle, split, wrap(f"nearest patches ({split})"), use_shipped=False
+                bundle,
+                split,
+                wrap(f"nearest patches ({split})"),
+                use_shipped=False,
+                engine=engine,
+                workers=workers,
+                address=address,
             )
             for mode in modes:
                 attributes[mode, split] = results[attributes_cache_name(mode, split)] = (

@@ -183,12 +183,17 @@ def _analyse(args: argparse.Namespace) -> int:
     explorer, model = _explorer(args)
     model_id = model or explorer.default_model
     modes = [] if args.no_attributes else args.attributes
+    if args.engine != "ray" and (args.address or args.workers):
+        raise ExplorerError("--address and --workers go with --engine ray")
+    if args.workers is not None and args.workers < 1:
+        raise ExplorerError(f"--workers must be at least 1, not {args.workers}")
     if not 0 <= args.size_share < 1:
         raise ExplorerError(f"--size-share must be at least 0 and below 1, not {args.size_share}")
     run = explorer.analyse(
         model_id, args.splits, modes, into_folder=args.into_folder,
         progress=lambda description: lambda it: tqdm(it, desc=description),
         size_share=args.size_share or None,
+        engine=args.engine, workers=args.workers, address=args.address,
     )  # fmt: skip
     classes = explorer.prototype_classes(model_id)
     summary: dict = {"model_id": model_id, "nearest_patches": {}, "attributes": {}}
@@ -197,6 +202,7 @@ def _analyse(args: argparse.Namespace) -> int:
             "k": int(result.images.shape[1]),
             "mean_purity": round(float(result.purity(classes).mean()), 4),
             "cache": str(explorer.nearest_path(model_id, split)),
+            "engine": result.engine,
         }
     for (mode, split), attributes in run.attributes.items():
         summary["attributes"][f"{mode}_{split}"] = {
@@ -552,6 +558,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --into-folder: the largest share of the folder analyses/ may take (default 0.25; "
         "0 for no limit)",
     )  # fmt: skip
+    analyse.add_argument(
+        "--engine", choices=["local", "ray"], default="local",
+        help="where the nearest-patch passes run: in this process, or on Ray Data (the optional "
+        "extra: pip install -r requirements-scale.txt)",
+    )  # fmt: skip
+    analyse.add_argument(
+        "--address", help="with --engine ray: a cluster to join (auto, ray://HOST:10001); default: "
+        "a local Ray with this machine's cores",
+    )  # fmt: skip
+    analyse.add_argument(
+        "--workers", type=int, help="with --engine ray: actors, one CPU each (default: every CPU)"
+    )
     analyse.set_defaults(run=_analyse)
 
     redundancy = commands.add_parser(

@@ -1,9 +1,13 @@
-"""Nearest patches of every prototype in a split (ProtoPNet's global analysis), as map → reduce.
+"""Nearest patches of every prototype in a split (ProtoPNet's global analysis), as map → combine →
+finish.
 
-*Map*: one batched forward gives every image's best similarity to every prototype and where it is.
-*Reduce*: a running top-k per prototype (at most one patch per image, since each image contributes only
-its best cell). The same two functions would run unchanged under a distributed engine's
-``map_batches`` + a final merge.
+*Map* (:func:`nearest_map`): one batched forward gives every image's best similarity to every
+prototype and where it is, reduced at once to the batch's top-k per prototype. *Combine*
+(:func:`nearest_combine`): two partials merge into the top-k of their union — ties go to the lower
+image index, a total order, so combining is associative and order-independent (at most one patch
+per image, since each image contributes only its best cell). *Finish* (:func:`nearest_finish`): boxes,
+the top-k images, the per-image scores in image order. The in-process loop and the Ray Data engine
+(:mod:`explorer.engines`) run the same three functions.
 """
 
 from __future__ import annotations
@@ -29,59 +33,55 @@ from explorer.pixel_store import (
 DEFAULT_K = 5
 
 
-@dataclass(frozen=True)
-class BatchMatches:
-    """The map step's result for one batch (plain arrays).
+Partial = dict[str, np.ndarray]
+"""A pass's partial result: plain arrays (what a distributed engine ships between workers)."""
 
-    Attributes:
-        first: index of the batch's first image in the split.
-        scores: ``[B, P]`` best similarity of each image to each prototype.
-        cells: ``[B, P, 2]`` where that best similarity is.
-        maps: ``[B, P, h, w]`` the similarity maps (kept only for the images that enter a top-k).
+
+@torch.inference_mode()
+def nearest_map(
+    model: PrototypeModel, x: torch.Tensor, indices: np.ndarray, k: int, keep_all_scores: bool
+) -> Partial:
+    """The map step: one forward pass over a preprocessed batch, reduced at once to the batch's own
+    top-k per prototype (the maps kept only for those entries).
+
+    Returns:
+        ``index [P, k']``, ``score [P, k']``, ``cell [P, k', 2]``, ``map [P, k', h, w]`` (``k'`` =
+        ``min(k, batch)``), and with ``keep_all_scores`` ``rows [B]`` (the images' indices) and
+        ``row_scores [B, P]``; else those two empty.
     """
+    output = model(x)
+    maps = output.similarity_maps.float()  # [B, P, h, w]
+    flat = maps.flatten(2).argmax(dim=2)  # [B, P]
+    width = maps.shape[-1]
+    cells = torch.stack([flat // width, flat % width], dim=-1).numpy()
+    scores = output.scores.float().numpy()  # [B, P]
+    indices = np.asarray(indices, dtype=np.int64)
+    partial = _top(
+        index=np.broadcast_to(indices[None, :], scores.T.shape),
+        score=scores.T,
+        cell=cells.transpose(1, 0, 2),
+        maps=maps.numpy().transpose(1, 0, 2, 3),
+        k=k,
+    )
+    num_prototypes = scores.shape[1]
+    partial["rows"] = indices if keep_all_scores else np.zeros(0, dtype=np.int64)
+    partial["row_scores"] = scores if keep_all_scores else np.zeros((0, num_prototypes), np.float32)
+    return partial
 
-    first: int
-    scores: np.ndarray
-    cells: np.ndarray
-    maps: np.ndarray
 
-
-@dataclass
-class TopK:
-    """Running top-k per prototype; ``merge`` is the reduce step."""
-
-    k: int
-    scores: np.ndarray  # [P, k], -inf where empty
-    images: np.ndarray  # [P, k]
-    cells: np.ndarray  # [P, k, 2]
-    maps: np.ndarray  # [P, k, h, w]
-
-    @classmethod
-    def empty(cls, num_prototypes: int, k: int, map_shape: tuple[int, int]) -> TopK:
-        return cls(
-            k=k,
-            scores=np.full((num_prototypes, k), -np.inf, dtype=np.float32),
-            images=np.full((num_prototypes, k), -1, dtype=np.int64),
-            cells=np.zeros((num_prototypes, k, 2), dtype=np.int64),
-            maps=np.zeros((num_prototypes, k, *map_shape), dtype=np.float32),
-        )
-
-    def merge(self, batch: BatchMatches) -> None:
-        """Folds one batch in; ties keep the earlier image."""
-        b = batch.scores.shape[0]
-        cand = min(self.k, b)
-        # the batch's own top-k per prototype first (cheap), then merge with the running one
-        part = np.argsort(-batch.scores.T, axis=1, kind="stable")[:, :cand]  # [P, cand]
-        rows = np.arange(self.scores.shape[0])[:, None]
-        scores = np.concatenate([self.scores, batch.scores.T[rows, part]], axis=1)
-        images = np.concatenate([self.images, part + batch.first], axis=1)
-        cells = np.concatenate([self.cells, batch.cells.transpose(1, 0, 2)[rows, part]], axis=1)
-        maps = np.concatenate([self.maps, batch.maps.transpose(1, 0, 2, 3)[rows, part]], axis=1)
-        order = np.argsort(-scores, axis=1, kind="stable")[:, : self.k]
-        self.scores = scores[rows, order]
-        self.images = images[rows, order]
-        self.cells = cells[rows, order]
-        self.maps = maps[rows, order]
+def _top(
+    index: np.ndarray, score: np.ndarray, cell: np.ndarray, maps: np.ndarray, k: int
+) -> Partial:
+    """The ``k`` best entries per prototype row by score, ties to the lower image index: a total
+    order, so the result does not depend on how the images were split or in which order merged."""
+    order = np.lexsort((index, -score), axis=1)[:, :k]  # last key first: score, then index
+    rows = np.arange(score.shape[0])[:, None]
+    return {
+        "index": np.ascontiguousarray(index[rows, order]),
+        "score": np.ascontiguousarray(score[rows, order]),
+        "cell": np.ascontiguousarray(cell[rows, order]),
+        "map": np.ascontiguousarray(maps[rows, order]),
+    }
 
 
 def _maps(arrays: dict[str, np.ndarray]) -> np.ndarray:
@@ -93,20 +93,18 @@ def _maps(arrays: dict[str, np.ndarray]) -> np.ndarray:
     return np.asarray(arrays["maps"], dtype=np.float32)
 
 
-@torch.inference_mode()
-def match_batch(model: PrototypeModel, x: torch.Tensor, first: int) -> BatchMatches:
-    """The map step: one forward pass over a preprocessed batch."""
-    output = model(x)
-    maps = output.similarity_maps  # [B, P, h, w]
-    flat = maps.flatten(2).argmax(dim=2)  # [B, P]
-    width = maps.shape[-1]
-    cells = torch.stack([flat // width, flat % width], dim=-1)
-    return BatchMatches(
-        first=first,
-        scores=output.scores.numpy(),
-        cells=cells.numpy(),
-        maps=maps.numpy(),
+def nearest_combine(a: Partial, b: Partial, k: int) -> Partial:
+    """The combine step: two partials of disjoint image sets -> one (associative, commutative)."""
+    merged = _top(
+        index=np.concatenate([a["index"], b["index"]], axis=1),
+        score=np.concatenate([a["score"], b["score"]], axis=1),
+        cell=np.concatenate([a["cell"], b["cell"]], axis=1),
+        maps=np.concatenate([a["map"], b["map"]], axis=1),
+        k=k,
     )
+    merged["rows"] = np.concatenate([a["rows"], b["rows"]])
+    merged["row_scores"] = np.concatenate([a["row_scores"], b["row_scores"]])
+    return merged
 
 
 @dataclass(frozen=True)
@@ -129,6 +127,7 @@ class NearestPatches:
         split_size: how many images the split has (``None``: ``len(all_labels)``).
         pixels_exact: ``[P, k]`` whether each image is exact; ``False`` where only its box is exact
             and the rest was stored as JPEG to fit a folder's size budget (``None``: all exact).
+        engine: which engine ran the pass (``local`` or ``ray``), recorded with the stored result.
     """
 
     split: str
@@ -144,6 +143,7 @@ class NearestPatches:
     score_images: np.ndarray | None = None
     split_size: int | None = None
     pixels_exact: np.ndarray | None = None
+    engine: str = "local"
 
     @property
     def scored_images(self) -> int:
@@ -190,6 +190,7 @@ class NearestPatches:
         arrays["all_labels"] = np.asarray(self.all_labels)[rows]
         arrays["score_images"] = np.asarray(base, dtype=np.int64)[rows]
         arrays["split_size"] = np.array(self.images_in_split, dtype=np.int64)
+        arrays["engine"] = np.array(self.engine)
         flat = self.images.reshape(-1)
         _, first, slot = np.unique(flat, return_index=True, return_inverse=True)
         contexts = self.pixels.reshape(-1, *self.pixels.shape[2:])[first]
@@ -245,6 +246,7 @@ class NearestPatches:
             score_images=score_images,
             split_size=split_size if split_size != len(all_labels) else None,
             pixels_exact=exact,
+            engine=str(arrays["engine"]) if "engine" in arrays else "local",
         )
 
     def purity(self, prototype_classes: np.ndarray) -> np.ndarray:
@@ -275,37 +277,64 @@ def nearest_patches(
         progress: wraps the batch iterator (e.g. ``tqdm`` or ``gr.Progress().tqdm``).
     """
     model.eval()
-    num_prototypes = model.num_prototypes
-    top: TopK | None = None
-    all_scores = []
-    starts = range(0, len(images), batch_size)
-    for start in progress(starts):
+    partial: Partial | None = None
+    for start in progress(range(0, len(images), batch_size)):
         x = model.preprocess(images[start : start + batch_size])
-        batch = match_batch(model, x, start)
-        if top is None:
-            top = TopK.empty(num_prototypes, min(k, len(images)), batch.maps.shape[-2:])
-        top.merge(batch)
-        if keep_all_scores:
-            all_scores.append(batch.scores)
-    if top is None:
+        rows = np.arange(start, start + len(x))
+        batch = nearest_map(model, x, rows, k, keep_all_scores)
+        partial = batch if partial is None else nearest_combine(partial, batch, k)
+    if partial is None:
         raise ValueError(f"the {split} split has no images")
+    return nearest_finish(model, partial, images, labels, split, keep_all_scores)
+
+
+def nearest_finish(
+    model: PrototypeModel,
+    partial: Partial,
+    images: np.ndarray | Callable[[np.ndarray], np.ndarray],
+    labels: np.ndarray,
+    split: str,
+    keep_all_scores: bool,
+    engine: str = "local",
+) -> NearestPatches:
+    """The finish step: the boxes of the top-k maps, the top-k images at model-input size, and the
+    per-image scores in image order.
+
+    Args:
+        images: the split's images, or a function from indices to those images (a distributed
+            pass reads only the top-k images again).
+    """
+    num_prototypes = partial["score"].shape[0]
+    if callable(images):
+        unique = np.unique(partial["index"])
+        loaded = dict(zip(unique.tolist(), images(unique), strict=True))
+    else:
+        loaded = {int(i): images[int(i)] for i in np.unique(partial["index"])}
+    order = np.argsort(partial["rows"], kind="stable")
+    all_scores = partial["row_scores"][order]
+    if keep_all_scores and not np.array_equal(partial["rows"][order], np.arange(len(labels))):
+        raise ValueError("the pass did not score every image of the split exactly once")
     size = model.spec.input_size
     boxes = np.array(
-        [[high_activation_box(upsample_map(m, size)) for m in row] for row in top.maps],
+        [[high_activation_box(upsample_map(m, size)) for m in row] for row in partial["map"]],
         dtype=np.int64,
     )
     pixels = np.stack(
-        [np.stack([to_model_pixels(images[i], model.spec) for i in row]) for row in top.images]
+        [
+            np.stack([to_model_pixels(loaded[int(i)], model.spec) for i in row])
+            for row in partial["index"]
+        ]
     )
     return NearestPatches(
         split=split,
-        images=top.images,
-        scores=top.scores,
-        cells=top.cells,
+        images=partial["index"],
+        scores=partial["score"],
+        cells=partial["cell"],
         boxes=boxes,
-        labels=np.asarray(labels)[top.images],
+        labels=np.asarray(labels)[partial["index"]],
         pixels=pixels,
-        maps=top.maps,
-        all_scores=np.concatenate(all_scores) if keep_all_scores else np.zeros((0, num_prototypes)),
+        maps=partial["map"],
+        all_scores=all_scores if keep_all_scores else np.zeros((0, num_prototypes)),
         all_labels=np.asarray(labels) if keep_all_scores else np.zeros(0, dtype=np.int64),
+        engine=engine,
     )
