@@ -1289,20 +1289,16 @@ class Explorer:
             ratio=generalisation_ratio(train.scores, test.scores),
             duplicates=groups,
         )
-        reviewed, total = self.review_progress(model_id)
         weights = bundle.model.class_weights.detach().cpu().numpy()
         unused = tuple(int(j) for j in np.flatnonzero(~np.any(weights != 0, axis=0)))
-        done = (set() if include_reviewed else self._reviewed(bundle)) | set(unused)
+        reviewed_now = self.labels.reviewed(bundle.content_hash, bundle.spec.num_prototypes)
+        done = (set() if include_reviewed else reviewed_now) | set(unused)
         return ReviewQueue(
-            entries=tuple(review_queue(table, done)), reviewed=reviewed, total=total, unused=unused
+            entries=tuple(review_queue(table, done)),
+            reviewed=len(reviewed_now),
+            total=bundle.spec.num_prototypes,
+            unused=unused,
         )
-
-    def _reviewed(self, bundle: ModelBundle) -> set[int]:
-        return {
-            e.prototype
-            for e in self.labels.current(bundle.content_hash)
-            if e.case is None and e.prototype < bundle.spec.num_prototypes
-        }
 
     def redundancy(
         self,

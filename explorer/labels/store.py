@@ -924,12 +924,16 @@ class LabelStore:
         A prototype counts as reviewed once it has a current label without an image case, whatever
         its verdict (*unsure* included); labels of single image cases do not count.
         """
-        reviewed = {
+        return len(self.reviewed(model_hash, num_prototypes)), num_prototypes
+
+    def reviewed(self, model_hash: str, num_prototypes: int) -> set[int]:
+        """The prototypes ``0..num_prototypes-1`` with a current general label (see
+        :meth:`progress`)."""
+        return {
             e.prototype
             for e in self.current(model_hash=model_hash)
             if e.case is None and e.prototype < num_prototypes
         }
-        return len(reviewed), num_prototypes
 
     def integrity_ok(self) -> bool:
         """Whether SQLite's ``PRAGMA integrity_check`` reports ``ok``."""

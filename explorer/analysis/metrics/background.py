@@ -24,7 +24,12 @@ from explorer.boxes import BOX_PERCENTILE, upsample_map
 
 def map_background_share(cell_map: np.ndarray, mask: np.ndarray) -> float:
     """One map's share of activation mass (above its 95th percentile) outside ``mask``."""
-    upsampled = upsample_map(cell_map, mask.shape).astype(np.float64)
+    return upsampled_background_share(upsample_map(cell_map, mask.shape), mask)
+
+
+def upsampled_background_share(upsampled: np.ndarray, mask: np.ndarray) -> float:
+    """:func:`map_background_share` of a map already at the mask's size."""
+    upsampled = np.asarray(upsampled, dtype=np.float64)
     mass = np.maximum(upsampled - np.percentile(upsampled, BOX_PERCENTILE), 0.0)
     total = mass.sum()
     if total <= 0:

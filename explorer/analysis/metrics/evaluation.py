@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from explorer.analysis.metrics.background import map_background_share
+from explorer.analysis.metrics.background import upsampled_background_share
 from explorer.analysis.metrics.consistency import Consistency, consistency
 from explorer.analysis.metrics.deletion import (
     STEPS,
@@ -27,10 +27,11 @@ from explorer.analysis.metrics.deletion import (
     evidence_map,
     evidence_order,
 )
-from explorer.analysis.metrics.parts import half_size, parts_in_box, peak_box, peak_location
+from explorer.analysis.metrics.parts import half_size, part_vector
 from explorer.analysis.metrics.purity import class_purity, object_share
 from explorer.analysis.metrics.stability import perturb, stability, stability_score
 from explorer.analysis.nearest import NearestPatches
+from explorer.boxes import upsample_map
 from explorer.data.base import ImageSet
 from explorer.models.base import PrototypeModel, model_device
 
@@ -268,6 +269,7 @@ def evaluate(
     generator = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     weight = model.class_weights.detach().cpu().numpy()
+    forward = _logits_of(model)
     curves: dict[str, list[np.ndarray]] = {}
     explained: list[np.ndarray] = []
     for first in progress(range(0, num_images, batch_size)):
@@ -277,18 +279,18 @@ def evaluate(
         noisy_maps = _forward_maps(model, perturb(x, generator))[0] if num_parts else None
         for b, i in enumerate(rows):
             for p in np.flatnonzero(own[i]):
+                upsampled = upsample_map(maps[b, p], size)  # once: the peak and the mass read it
                 if num_parts:
-                    vis = visible[i]
-                    clean[i, p] = parts_in_box(
-                        keypoints[i], vis, peak_box(peak_location(maps[b, p], size), half, size)
+                    clean[i, p] = part_vector(upsampled, keypoints[i], visible[i], half)
+                    noisy_upsampled = upsample_map(noisy_maps[b, p], size)
+                    noisy[i, p] = part_vector(noisy_upsampled, keypoints[i], visible[i], half)
+                if masks is not None:  # read at the mask's size (a named set's may differ)
+                    at_mask = (
+                        upsampled
+                        if masks[i].shape == upsampled.shape
+                        else upsample_map(maps[b, p], masks[i].shape)
                     )
-                    noisy[i, p] = parts_in_box(
-                        keypoints[i],
-                        vis,
-                        peak_box(peak_location(noisy_maps[b, p], size), half, size),
-                    )
-                if masks is not None:
-                    background[i, p] = map_background_share(maps[b, p], masks[i])
+                    background[i, p] = upsampled_background_share(at_mask, masks[i])
         picked = np.flatnonzero(np.isin(rows, chosen))
         if len(picked):
             targets = logits[picked].argmax(axis=1)
@@ -299,7 +301,6 @@ def evaluate(
                 ]
             )
             randoms = np.stack([rng.permutation(size[0] * size[1]) for _ in picked])
-            forward = _logits_of(model)
             for order_name, pixel_orders in (("", orders), ("random_", randoms)):
                 for mode, values in batch_curves(
                     forward, x[picked], pixel_orders, targets, steps

@@ -31,7 +31,11 @@ def half_size(input_size: tuple[int, int]) -> int:
 def peak_location(cell_map: np.ndarray, input_size: tuple[int, int]) -> tuple[int, int]:
     """``(y, x)`` of the first maximum of the bicubically upsampled map (EvalProtoPNet's
     ``np.where(map == map.max())[0]`` pair)."""
-    upsampled = upsample_map(cell_map, input_size)
+    return first_maximum(upsample_map(cell_map, input_size))
+
+
+def first_maximum(upsampled: np.ndarray) -> tuple[int, int]:
+    """``(y, x)`` of the first maximum (row-major) of a map already at input size."""
     y, x = np.unravel_index(int(np.argmax(upsampled)), upsampled.shape)
     return int(y), int(x)
 
@@ -62,6 +66,14 @@ def parts_in_box(
     return np.asarray(visible, dtype=bool) & (y >= y0) & (y <= y1) & (x >= x0) & (x <= x1)
 
 
+def part_vector(
+    upsampled: np.ndarray, keypoints: np.ndarray, visible: np.ndarray, half: int
+) -> np.ndarray:
+    """``[K]`` the part vector of one (image, prototype) pair from its map upsampled to the input."""
+    box = peak_box(first_maximum(upsampled), half, upsampled.shape)
+    return parts_in_box(keypoints, visible, box)
+
+
 def part_vectors(
     maps: np.ndarray,
     keypoints: np.ndarray,
@@ -86,6 +98,6 @@ def part_vectors(
     out = np.zeros((num_images, num_prototypes, keypoints.shape[1]), dtype=bool)
     for i in range(num_images):
         for j in range(num_prototypes):
-            box = peak_box(peak_location(maps[i, j], input_size), half, input_size)
-            out[i, j] = parts_in_box(keypoints[i], visible[i], box)
+            upsampled = upsample_map(maps[i, j], input_size)
+            out[i, j] = part_vector(upsampled, keypoints[i], visible[i], half)
     return out
