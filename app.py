@@ -28,8 +28,8 @@ import logging  # noqa: E402
 import os  # noqa: E402
 
 from explorer.api import WEIGHTS_DIR, Explorer  # noqa: E402
-from explorer.cache import default_models_dir  # noqa: E402
 from explorer.auth import Credentials  # noqa: E402
+from explorer.cache import default_models_dir  # noqa: E402
 from explorer.errors import ExplorerError  # noqa: E402
 from explorer.ui.app import LOCALHOST, launch  # noqa: E402
 

@@ -34,12 +34,13 @@ from explorer.analysis.attribute_sets import (
     modification_set,
 )
 from explorer.analysis.attributes import (
+    AttributePass,
     GlobalAttributes,
     LocalAttributes,
-    global_attributes,
+    global_attributes_finish,
     local_attributes,
 )
-from explorer.analysis.nearest import NearestPatches, nearest_patches
+from explorer.analysis.nearest import NearestPass, NearestPatches, nearest_finish, nearest_patches
 from explorer.analysis.packing import AnalysisRun, pack_results
 from explorer.analysis.prototypes import PrototypeView, ShownSource, prototype_view, shown_source
 from explorer.analysis.redundancy import (
@@ -53,8 +54,9 @@ from explorer.analysis.redundancy import (
 )
 from explorer.analysis.whatif import WhatIf, disabled_weight, what_if
 from explorer.cache import AnalysisCache, default_cache_dir, default_models_dir
-from explorer.data import ImageSet, load_split
-from explorer.engines import ENGINES
+from explorer.data import DATASETS, ImageSet, load_split, parse_data_seed, split_source
+from explorer.data.sources import ArraySource, ImageSource
+from explorer.engines import ENGINES, run_pass
 from explorer.errors import CheckpointError, ExplorerError, UnknownModelError
 from explorer.folder_analyses import (
     ANALYSES_DIR,
@@ -163,6 +165,11 @@ def _recorded_cut_outs(
 def _check_split(split: str) -> None:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
+
+
+def _check_engine(engine: str) -> None:
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
 
 
 def _check_prototype(bundle: ModelBundle, prototype: object) -> int:
@@ -629,6 +636,20 @@ class Explorer:
         """
         return self._dataset(self.bundle(model_id), split)
 
+    def _source(self, bundle: ModelBundle, split: str) -> ImageSource:
+        """Where the global passes read a split: an ImageFolder file by file, a named data set
+        from memory."""
+        name = bundle.spec.dataset.get("name")
+        if name and Path(name).is_dir() and parse_data_seed(name)[0] not in DATASETS:
+            try:
+                return split_source(name, split, bundle.spec.input_size)
+            except ExplorerError as error:
+                raise ExplorerError(
+                    f"this analysis of '{bundle.spec.model_id}' needs its {split} split: {error}"
+                ) from None
+        data = self._dataset(bundle, split)
+        return ArraySource(data.images, data.labels)
+
     def _dataset(self, bundle: ModelBundle, split: str) -> ImageSet:
         name = bundle.spec.dataset.get("name")
         if not name:
@@ -703,24 +724,18 @@ class Explorer:
         address: str | None = None,
     ) -> NearestPatches:
         _check_split(split)
-        if engine not in ENGINES:
-            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+        _check_engine(engine)
 
         def compute() -> NearestPatches:
-            data = self._dataset(bundle, split)
-            options = {
-                "keep_all_scores": split == "test",
-                "batch_size": forward_batch_size(bundle.spec),
-                "progress": progress,
-            }
-            if engine == "ray":
-                from explorer.engines.ray_engine import ray_nearest_patches
-
-                return ray_nearest_patches(
-                    bundle.folder, bundle.model, data.images, data.labels, split,
-                    workers=workers, address=address, **options,
-                )  # fmt: skip
-            return nearest_patches(bundle.model, data.images, data.labels, split, **options)
+            source = self._source(bundle, split)
+            batch = forward_batch_size(bundle.spec)
+            keep = split == "test"
+            step = NearestPass(keep_all_scores=keep, batch_size=batch)
+            done = run_pass(
+                engine, step, bundle.model, bundle.folder, source, batch_size=batch,
+                progress=progress, workers=workers, address=address,
+            )  # fmt: skip
+            return nearest_finish(bundle.model, done, source, split, keep)
 
         return self._stored(
             bundle,
@@ -801,8 +816,8 @@ class Explorer:
             size_share: the share of the folder ``analyses/`` may take (``None``: no limit, every
                 result exact). When nothing fits, the smallest packing is written and
                 ``run.packing.fits`` is false.
-            engine: ``local`` (in this process) or ``ray`` (the nearest-patch passes on Ray Data,
-                :mod:`explorer.engines.ray_engine`; the attribute passes stay in this process).
+            engine: ``local`` (in this process) or ``ray`` (the nearest-patch and attribute passes
+                on Ray Data, :mod:`explorer.engines.ray_engine`).
             workers: the ray engine's actors (default: every CPU). address: a Ray cluster to join
                 (``auto``, ``ray://host:10001``; default: a local Ray for the pass).
 
@@ -832,7 +847,14 @@ class Explorer:
             for mode in modes:
                 attributes[mode, split] = results[attributes_cache_name(mode, split)] = (
                     self._global_attributes(
-                        bundle, split, mode, wrap(f"attributes {mode} ({split})"), False
+                        bundle,
+                        split,
+                        mode,
+                        wrap(f"attributes {mode} ({split})"),
+                        False,
+                        engine=engine,
+                        workers=workers,
+                        address=address,
                     )
                 )
         run = AnalysisRun(bundle.spec.model_id, results, nearest, attributes)
@@ -894,18 +916,25 @@ class Explorer:
         mode: str,
         progress: Callable[[Iterable], Iterable] = lambda it: it,
         use_shipped: bool = True,
+        engine: str = "local",
+        workers: int | None = None,
+        address: str | None = None,
     ) -> GlobalAttributes:
         _check_split(split)
+        _check_engine(engine)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
 
         def compute() -> GlobalAttributes:
-            data = self._dataset(bundle, split)
-            mods = modification_set(bundle.model, mode, data.images.shape[1:], self._grid(bundle))
+            source = self._source(bundle, split)
+            mods = modification_set(bundle.model, mode, source.image_shape, self._grid(bundle))
             per_pass = max(1, forward_batch_size(bundle.spec) // (1 + len(mods)))
-            return global_attributes(
-                bundle.model, data.images, mods, split, batch_size=per_pass, progress=progress
-            )
+            step = AttributePass(mods, batch_size=per_pass)
+            done = run_pass(
+                engine, step, bundle.model, bundle.folder, source, batch_size=per_pass,
+                progress=progress, workers=workers, address=address,
+            )  # fmt: skip
+            return global_attributes_finish(bundle.model, done, mods, split)
 
         return self._stored(
             bundle,

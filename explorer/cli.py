@@ -560,8 +560,8 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     analyse.add_argument(
         "--engine", choices=["local", "ray"], default="local",
-        help="where the nearest-patch passes run: in this process, or on Ray Data (the optional "
-        "extra: pip install -r requirements-scale.txt)",
+        help="where the data-wide passes (nearest patches, scores, attribute explanations) run: in "
+        "this process, or on Ray Data (the optional extra: pip install -r requirements-scale.txt)",
     )  # fmt: skip
     analyse.add_argument(
         "--address", help="with --engine ray: a cluster to join (auto, ray://HOST:10001); default: "

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from explorer.analysis.bootstrap import (
-    BootstrapSums,
+    bootstrap_sums,
     percentile_interval,
     poisson_counts,
     reading_interval,
+    replicate_phi,
     top_two_overlap,
 )
 
@@ -22,6 +23,16 @@ P, M = 2, 3
 A = np.array([[0.1, 0.5, -0.2], [0.0, 0.3, 0.8]])  # [P, M]
 B = np.array([[0.2, 0.0, 0.1], [-0.3, 0.4, 0.0]])
 TRUE_PHI = A + B * (1 + 1 / 12)
+
+
+def summed(phi, s, batches, replicates: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The resampled sums of the batches ((start, stop), in any order), added up."""
+    parts = [
+        bootstrap_sums(phi[a:b], s[a:b], np.arange(a, b), replicates, seed) for a, b in batches
+    ]
+    weighted = sum(part[0] for part in parts)
+    weight = sum(part[1] for part in parts)
+    return weighted, weight
 
 
 def simulated_split(rng: np.random.Generator, images: int) -> tuple[np.ndarray, np.ndarray]:
@@ -35,14 +46,8 @@ def test_intervals_cover_the_known_phi_at_the_stated_rate() -> None:
     covered, cells = 0, 0
     for split in range(120):
         phi, s = simulated_split(rng, 150)
-        sums = BootstrapSums.empty(P, M, replicates=200, seed=split)
-        for start in range(0, 150, 32):
-            sums.merge(
-                phi[start : start + 32],
-                s[start : start + 32],
-                np.arange(start, min(150, start + 32)),
-            )
-        low, high = percentile_interval(sums.replicate_phi())
+        batches = [(start, min(150, start + 32)) for start in range(0, 150, 32)]
+        low, high = percentile_interval(replicate_phi(*summed(phi, s, batches, seed=split)))
         covered += int(((low <= TRUE_PHI) & (high >= TRUE_PHI)).sum())
         cells += TRUE_PHI.size
     coverage = covered / cells
@@ -52,14 +57,11 @@ def test_intervals_cover_the_known_phi_at_the_stated_rate() -> None:
 
 def test_the_sums_do_not_depend_on_batches_or_their_order() -> None:
     phi, s = simulated_split(np.random.default_rng(1), 50)
-    whole = BootstrapSums.empty(P, M, replicates=20)
-    whole.merge(phi, s, np.arange(50))
-    pieces = BootstrapSums.empty(P, M, replicates=20)
-    for start in (40, 0, 17, 30):  # other batch sizes, folded in another order
-        stop = {40: 50, 0: 17, 17: 30, 30: 40}[start]
-        pieces.merge(phi[start:stop], s[start:stop], np.arange(start, stop))
-    np.testing.assert_allclose(pieces.weighted, whole.weighted, rtol=1e-12)
-    np.testing.assert_allclose(pieces.weight, whole.weight, rtol=1e-12)
+    whole = summed(phi, s, [(0, 50)], replicates=20)
+    # other batch sizes, folded in another order
+    pieces = summed(phi, s, [(40, 50), (0, 17), (17, 30), (30, 40)], replicates=20)
+    np.testing.assert_allclose(pieces[0], whole[0], rtol=1e-12)
+    np.testing.assert_allclose(pieces[1], whole[1], rtol=1e-12)
 
 
 def test_counts_are_poisson_one_and_more_images_give_narrower_intervals() -> None:
@@ -72,19 +74,16 @@ def test_counts_are_poisson_one_and_more_images_give_narrower_intervals() -> Non
     widths = []
     for images in (40, 640):
         phi, s = simulated_split(np.random.default_rng(2), images)
-        sums = BootstrapSums.empty(P, M)
-        sums.merge(phi, s, np.arange(images))
-        low, high = percentile_interval(sums.replicate_phi())
+        low, high = percentile_interval(replicate_phi(*summed(phi, s, [(0, images)])))
         widths.append(float((high - low).mean()))
     assert widths[1] < widths[0] / 3  # about 1/sqrt(16) = 1/4
 
 
 def test_a_reading_gets_its_interval_from_every_resample() -> None:
     phi, s = simulated_split(np.random.default_rng(3), 200)
-    sums = BootstrapSums.empty(P, M)
-    sums.merge(phi, s, np.arange(200))
-    low, high = reading_interval(sums.replicate_phi(), lambda x: 2 * x)
-    plain_low, plain_high = percentile_interval(sums.replicate_phi())
+    resampled = replicate_phi(*summed(phi, s, [(0, 200)]))
+    low, high = reading_interval(resampled, lambda x: 2 * x)
+    plain_low, plain_high = percentile_interval(resampled)
     np.testing.assert_allclose(low, 2 * plain_low)
     np.testing.assert_allclose(high, 2 * plain_high)
 
@@ -98,6 +97,6 @@ def test_top_two_overlap_says_when_the_first_attribute_cannot_be_told_apart() ->
 
 def test_bad_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="replicates must be at least 2"):
-        BootstrapSums.empty(P, M, replicates=1)
+        bootstrap_sums(np.zeros((1, P, M)), np.ones((1, P)), np.arange(1), replicates=1)
     with pytest.raises(ValueError, match="confidence must be between 0 and 1"):
         percentile_interval(np.zeros((5, 2)), confidence=1.5)

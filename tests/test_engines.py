@@ -1,17 +1,31 @@
 """Engines of the global passes: the nearest-patch combine is associative and order-independent
-(random partitions and merge orders give the top-k of the whole), and the Ray Data engine gives the
-in-process result exactly on a shipped model's test split (a real local Ray with 2 CPUs)."""
+(random partitions and merge orders give the top-k of the whole); the Ray Data engine gives the
+in-process result on a shipped model's test split (nearest patches and scores exactly, Φ and its
+intervals within 1e-6) and skips an unreadable file exactly as in process, naming it (a real local
+Ray with 2 CPUs)."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from explorer.analysis.nearest import Partial, _top, nearest_combine, nearest_patches
+from explorer.analysis.attribute_sets import modification_set
+from explorer.analysis.attributes import AttributePass, global_attributes, global_attributes_finish
+from explorer.analysis.nearest import (
+    NearestPass,
+    _top,
+    nearest_combine,
+    nearest_finish,
+    nearest_patches,
+)
+from explorer.analysis.passes import Partial, PassOutcome, run_local
 from explorer.api import Explorer
+from explorer.data.folder import load_image_folder
+from explorer.data.sources import ArraySource, FolderSource
 from tests.test_cli import run_cli
 
 K = 5
@@ -67,29 +81,98 @@ def test_combine_is_associative_and_order_independent(seed: int) -> None:
             assert row_scores[a] > row_scores[a + 1] or row_index[a] < row_index[a + 1]
 
 
-@pytest.mark.slow
-def test_the_ray_engine_gives_the_in_process_result_on_a_shipped_test_split() -> None:
-    pytest.importorskip(
-        "ray.data", reason="the ray engine is an optional extra (requirements-scale.txt)"
+@pytest.fixture(scope="module")
+def local_ray():
+    """A real local Ray with 2 CPUs for this module's passes (``local_mode`` no longer exists),
+    shut down after them."""
+    ray = pytest.importorskip(
+        "ray", reason="the ray engine is an optional extra (requirements-scale.txt)"
     )
-    from explorer.engines.ray_engine import ray_nearest_patches
+    pytest.importorskip("ray.data")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
 
+
+def both_engines(step, bundle, source, batch_size: int) -> tuple[PassOutcome, PassOutcome]:
+    from explorer.engines.ray_engine import ray_run
+
+    local = run_local(step, bundle.model, source, batch_size)
+    remote = ray_run(step, bundle.folder, source, batch_size=batch_size, workers=2)
+    return local, remote
+
+
+@pytest.mark.slow
+def test_the_ray_engine_gives_the_in_process_result_on_a_shipped_test_split(local_ray) -> None:
     explorer = Explorer()
     bundle = explorer.bundle("synthetic")
     data = explorer.dataset("synthetic", "test")
-    local = nearest_patches(
-        bundle.model, data.images, data.labels, "test", keep_all_scores=True, batch_size=100
-    )
-    remote = ray_nearest_patches(
-        bundle.folder, bundle.model, data.images, data.labels, "test",
-        keep_all_scores=True, batch_size=100, workers=2,
-    )  # fmt: skip
+    source = ArraySource(data.images, data.labels)
+    # nearest patches with every image's scores
+    done = both_engines(NearestPass(keep_all_scores=True, batch_size=100), bundle, source, 100)
+    local, remote = (nearest_finish(bundle.model, d, source, "test", True) for d in done)
     for name in ("images", "cells", "boxes", "labels", "pixels"):
         np.testing.assert_array_equal(getattr(remote, name), getattr(local, name))
     np.testing.assert_allclose(remote.scores, local.scores, rtol=1e-6)
     np.testing.assert_allclose(remote.all_scores, local.all_scores, rtol=1e-6)
     np.testing.assert_allclose(remote.maps, local.maps, rtol=1e-6)
     assert (remote.engine, local.engine) == ("ray", "local")
+    # the global attribute explanation (Φ and its bootstrap intervals) on a slice of the split
+    mods = modification_set(bundle.model, "reference", data.images.shape[1:])
+    part = ArraySource(data.images[:120], data.labels[:120])
+    done = both_engines(AttributePass(mods, batch_size=8), bundle, part, 8)
+    local, remote = (global_attributes_finish(bundle.model, d, mods, "test") for d in done)
+    np.testing.assert_allclose(remote.phi, local.phi, rtol=1e-6)
+    np.testing.assert_allclose(remote.weight_sum, local.weight_sum, rtol=1e-6)
+    for a, b in zip(remote.phi_interval + remote.relative_interval,
+                    local.phi_interval + local.relative_interval, strict=True):  # fmt: skip
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-12)
+    assert remote.images == local.images == 120
+    # and the in-process pass is today's function, bit for bit
+    reference = global_attributes(bundle.model, data.images[:120], mods, "test", batch_size=8)
+    np.testing.assert_array_equal(local.phi, reference.phi)
+
+
+@pytest.mark.slow
+def test_an_unreadable_image_is_named_and_skipped_alike_on_both_engines(
+    local_ray, tiny_folder_model: Path, tmp_path: Path
+) -> None:
+    explorer = Explorer([tiny_folder_model])
+    bundle = explorer.bundle()
+    data_root = Path(bundle.spec.dataset["name"])
+    root = tmp_path / "data"
+    shutil.copytree(data_root, root)
+    listing = FolderSource.list(root, "test", bundle.spec.input_size)
+    broken = root / "test" / listing.paths[5]
+    broken.write_bytes(b"not an image at all")
+    source = FolderSource.list(root, "test", bundle.spec.input_size)
+    done = both_engines(NearestPass(keep_all_scores=True, batch_size=3), bundle, source, 3)
+    for outcome in done:
+        assert len(outcome.failures) == 1
+        path, reason = outcome.failures[0]
+        assert path == str(broken) and reason
+        assert 5 not in outcome.readable and len(outcome.readable) == len(source) - 1
+    local, remote = (nearest_finish(bundle.model, d, source, "test", True) for d in done)
+    np.testing.assert_array_equal(remote.images, local.images)
+    np.testing.assert_array_equal(remote.cells, local.cells)
+    np.testing.assert_allclose(remote.all_scores, local.all_scores, rtol=1e-6)
+    # the split as the loader gives it skips the same file: the results index into it
+    loaded = load_image_folder(root, "test", bundle.spec.input_size)
+    assert loaded.skipped == ((str(broken), done[0].failures[0][1]),)
+    assert len(loaded) == len(source) - 1
+    direct = nearest_patches(
+        bundle.model, loaded.images, loaded.labels, "test", keep_all_scores=True
+    )
+    np.testing.assert_array_equal(local.images, direct.images)
+    np.testing.assert_array_equal(local.all_scores, direct.all_scores)
+    np.testing.assert_array_equal(local.labels, direct.labels)
+    # an attribute pass skips it too, and its bootstrap keys stay the files' places
+    mods = modification_set(bundle.model, "reference", source.image_shape)
+    done = both_engines(AttributePass(mods, batch_size=4), bundle, source, 4)
+    local, remote = (global_attributes_finish(bundle.model, d, mods, "test") for d in done)
+    assert local.images == remote.images == len(source) - 1
+    np.testing.assert_allclose(remote.phi, local.phi, rtol=1e-6)
+    np.testing.assert_allclose(remote.phi_interval[0], local.phi_interval[0], rtol=1e-6)
 
 
 @pytest.mark.slow
@@ -123,3 +206,35 @@ def test_engine_options_without_the_ray_engine_get_one_line() -> None:
         assert done.returncode == 2, done.stderr
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and message in lines[0], lines
+
+
+def interrupt_attributes(description: str):
+    """A progress wrapper that interrupts the attribute pass, as a user's Ctrl-C, before its first
+    batch is folded in (the nearest-patch pass before it runs through)."""
+
+    def wrap(batches):
+        for batch in batches:
+            if description.startswith("attributes"):
+                raise KeyboardInterrupt
+            yield batch
+
+    return wrap
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["local", "ray"])
+def test_an_interrupted_pass_leaves_nothing_half_written(
+    engine: str, tiny_folder_model: Path, tmp_path: Path, request
+) -> None:
+    if engine == "ray":
+        request.getfixturevalue("local_ray")
+    cache = tmp_path / "cache"
+    explorer = Explorer([tiny_folder_model], cache_root=cache)
+    with pytest.raises(KeyboardInterrupt):
+        explorer.analyse(
+            splits=["train"], modes=["reference"], progress=interrupt_attributes, engine=engine
+        )
+    assert explorer.has_nearest(split="train")  # the finished pass is stored whole
+    assert not explorer.has_global_attributes(None, "train", "reference")
+    files = sorted(p.name for p in cache.rglob("*") if p.is_file())
+    assert files == [explorer.nearest_path(split="train").name], files

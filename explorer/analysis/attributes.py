@@ -16,8 +16,9 @@ modification's share ranked across the model's prototypes as a percentile; see
 :data:`WHY_RAW_FAVOURS_CONTRAST`). Every sentence this module writes names the reading it uses.
 
 A split is processed as *map over batches* (:func:`attribute_batch`: one forward pass over the originals
-and all their modified versions) → *reduce* (:class:`AttributeSums`: running weighted sums), like
-:mod:`explorer.analysis.nearest`.
+and all their modified versions) → *combine* (:class:`AttributePass`: weighted sums added) → *finish*
+(:func:`global_attributes_finish`), like :mod:`explorer.analysis.nearest`, in process or on Ray Data
+(:mod:`explorer.analysis.passes`).
 
 Exactness (ours, documented): a modified version whose preprocessed input is bitwise equal to its
 original's (an identity modification; hue or saturation on a grey image) is not forwarded again, its
@@ -39,11 +40,14 @@ import torch
 from explorer.analysis.bootstrap import (
     CONFIDENCE,
     REPLICATES,
-    BootstrapSums,
+    bootstrap_sums,
     percentile_interval,
     reading_interval,
+    replicate_phi,
     top_two_overlap,
 )
+from explorer.analysis.passes import Partial, PassOutcome, run_local
+from explorer.data.sources import ArraySource
 from explorer.images import as_rgb
 from explorer.models.base import PrototypeModel, model_device
 
@@ -327,41 +331,53 @@ def local_attributes(
 # --- reduce and global --------------------------------------------------------------------------------
 
 
-@dataclass
-class AttributeSums:
-    """Running ``Σ_x φ·s`` and ``Σ_x s`` per prototype (and, with ``bootstrap``, the same sums for
-    every bootstrap resample of the images); ``merge`` is the reduce step."""
+@dataclass(frozen=True)
+class AttributePass:
+    """The global attribute explanation's map and combine (:mod:`explorer.analysis.passes`): per batch
+    the running ``Σ_x φ·s`` and ``Σ_x s`` per prototype, and with ``replicates`` the same sums for every
+    bootstrap resample (:mod:`explorer.analysis.bootstrap`, each image's counts seeded by its key, so
+    the result does not depend on batches or their order); combine adds them (float64).
 
-    weighted: np.ndarray  # [P, M] float64
-    weight: np.ndarray  # [P] float64
-    images: int = 0
-    grey_images: int = 0
-    bootstrap: BootstrapSums | None = None
+    Attributes:
+        modifications: the ``M`` modifications.
+        replicates: bootstrap resamples (0: none).
+        batch_size: original images per forward pass inside one map call.
+        timings: if a dict, seconds are added under ``modify`` and ``forward`` (in-process passes).
+    """
 
-    @classmethod
-    def empty(
-        cls, num_prototypes: int, num_modifications: int, replicates: int = 0
-    ) -> AttributeSums:
-        return cls(
-            weighted=np.zeros((num_prototypes, num_modifications)),
-            weight=np.zeros(num_prototypes),
-            bootstrap=(
-                BootstrapSums.empty(num_prototypes, num_modifications, replicates)
-                if replicates
-                else None
-            ),
-        )
+    modifications: tuple[ImageModification, ...]
+    replicates: int = REPLICATES
+    batch_size: int = 32
+    timings: dict[str, float] | None = None
+    title: str = "attribute explanation"
 
-    def merge(self, batch: BatchAttributes) -> None:
-        """Folds one batch in (float64 sums; elementwise, so equal inputs give equal sums)."""
+    def map(self, model: PrototypeModel, images: list[np.ndarray], keys: np.ndarray) -> Partial:
+        partial: Partial | None = None
+        for start in range(0, len(keys), self.batch_size):
+            chunk = slice(start, start + self.batch_size)
+            batch = attribute_batch(model, images[chunk], self.modifications, timings=self.timings)
+            part = self._sums(batch, keys[chunk])
+            partial = part if partial is None else self.combine(partial, part)
+        assert partial is not None
+        return partial
+
+    def _sums(self, batch: BatchAttributes, keys: np.ndarray) -> Partial:
         s = batch.similarity.astype(np.float64)  # [B, P]
-        self.weighted += (batch.phi * s[:, :, None]).sum(axis=0)
-        self.weight += s.sum(axis=0)
-        self.images += len(s)
-        self.grey_images += int(batch.grey.sum())
-        if self.bootstrap is not None:
-            indices = np.arange(batch.first, batch.first + len(s))
-            self.bootstrap.merge(batch.phi, s, indices)
+        partial = {
+            "weighted": (batch.phi * s[:, :, None]).sum(axis=0),  # [P, M]
+            "weight": s.sum(axis=0),  # [P]
+            "images": np.array(len(s), dtype=np.int64),
+            "grey_images": np.array(int(batch.grey.sum()), dtype=np.int64),
+            "forwarded": np.array(batch.forwarded, dtype=np.int64),
+        }
+        if self.replicates:
+            partial["boot_weighted"], partial["boot_weight"] = bootstrap_sums(
+                batch.phi, s, keys, self.replicates
+            )
+        return partial
+
+    def combine(self, a: Partial, b: Partial) -> Partial:
+        return {name: a[name] + b[name] for name in a}
 
 
 @dataclass(frozen=True)
@@ -462,7 +478,8 @@ def global_attributes(
     timings: dict[str, float] | None = None,
     replicates: int = REPLICATES,
 ) -> GlobalAttributes:
-    """Every prototype's global explanation over all images of a split, as map over batches → reduce.
+    """Every prototype's global explanation over all images of a split held in memory, in this
+    process, as map over batches → combine → finish (:class:`AttributePass`).
 
     Each image is modified once per modification; the original and its changed versions (at most
     ``1 + M`` images) go through one forward pass together. The same pass keeps ``replicates``
@@ -481,41 +498,49 @@ def global_attributes(
     Raises:
         ValueError: the split has no images, or ``batch_size`` < 1.
     """
-    names = _names(modifications)
+    _names(modifications)
     if len(images) == 0:
         raise ValueError(f"the {split} split has no images")
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
-    sums = AttributeSums.empty(model.spec.num_prototypes, len(names), replicates)
-    forwarded = 0
-    for start in progress(range(0, len(images), batch_size)):
-        batch = attribute_batch(
-            model, images[start : start + batch_size], modifications, start, timings
-        )
-        sums.merge(batch)
-        forwarded += batch.forwarded
+    step = AttributePass(tuple(modifications), replicates, batch_size, timings)
+    source = ArraySource(np.asarray(images), np.zeros(len(images), dtype=np.int64))
+    done = run_local(step, model, source, batch_size, progress)
+    return global_attributes_finish(model, done, modifications, split)
+
+
+def global_attributes_finish(
+    model: PrototypeModel,
+    done: PassOutcome,
+    modifications: Sequence[ImageModification],
+    split: str,
+) -> GlobalAttributes:
+    """The finish step: ``Φ`` from the combined sums, and its bootstrap intervals."""
+    names = _names(modifications)
+    sums = done.partial
+    images, grey_images = int(sums["images"]), int(sums["grey_images"])
     log.info(
         "global attributes of %d %s images: %d forward images (%d modifications)",
-        sums.images,
+        images,
         split,
-        forwarded,
+        int(sums["forwarded"]),
         len(names),
     )
-    grey = model_sees_grey(model) or sums.grey_images == sums.images
+    grey = model_sees_grey(model) or grey_images == images
     intervals: dict[str, object] = {}
-    if sums.bootstrap is not None:
-        resampled = sums.bootstrap.replicate_phi()  # [R, P, M]
+    if "boot_weight" in sums:
+        resampled = replicate_phi(sums["boot_weighted"], sums["boot_weight"])  # [R, P, M]
         intervals = {
             "phi_interval": percentile_interval(resampled),
             "relative_interval": reading_interval(resampled, relative),
-            "replicates": sums.bootstrap.replicates,
+            "replicates": len(sums["boot_weight"]),
         }
     return GlobalAttributes(
         modifications=names,
         split=split,
-        phi=sums.weighted / sums.weight[:, None],
-        weight_sum=sums.weight,
-        images=sums.images,
+        phi=sums["weighted"] / sums["weight"][:, None],
+        weight_sum=sums["weight"],
+        images=images,
         not_applicable=_not_applicable(names, grey),
         **intervals,
     )

@@ -6,7 +6,8 @@ take ``N × P × M`` numbers (240 MB for Fashion-MNIST's training split); instea
 ``R`` independent Poisson(1) counts — how often it appears in each of ``R`` bootstrap resamples (the
 Poisson bootstrap, a standard large-sample stand-in for drawing ``N`` images with replacement, e.g.
 Hanley & MacGibbon 2006; Chamandy et al. 2012) — and the pass keeps ``R`` weighted copies of both sums.
-Each image's counts come from its own generator, seeded by ``(seed, image index)``, so the result does
+Each image's counts come from its own generator, seeded by ``(seed, image key)`` (its index in the split;
+in a folder, its place in the file listing), so the result does
 not depend on the batch size or on the order in which batches are folded in.
 
 From the ``R`` replicate values of ``Φ`` (and of any reading of it, e.g. the relative reading) the
@@ -17,7 +18,6 @@ mean much (fewer than :data:`MIN_IMAGES` images), the intervals are still given,
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -37,50 +37,28 @@ def poisson_counts(
     return counts
 
 
-@dataclass
-class BootstrapSums:
-    """The running sums of :class:`~explorer.analysis.attributes.AttributeSums`, once per resample.
+def bootstrap_sums(
+    phi: np.ndarray, similarity: np.ndarray, keys: np.ndarray, replicates: int = REPLICATES,
+    seed: int = SEED,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """One batch's share of the resampled sums: ``[R, P, M]`` ``Σ_x c_r(x)·φ(p, x)·s(p, x)`` and
+    ``[R, P]`` ``Σ_x c_r(x)·s(p, x)`` over its images (``phi`` ``[B, P, M]``, ``similarity``
+    ``[B, P]``, ``keys`` ``[B]`` the images' keys, which seed their counts). Summed over batches, in
+    any grouping, they are the resamples' sums."""
+    if replicates < 2:
+        raise ValueError(f"replicates must be at least 2, not {replicates}")
+    counts = poisson_counts(keys, replicates, seed)  # [R, B]
+    s = similarity.astype(np.float64)
+    products = (phi.astype(np.float64) * s[:, :, None]).reshape(len(s), -1)  # [B, P·M]
+    weighted = (counts @ products).reshape(replicates, *phi.shape[1:])  # one matrix product
+    return weighted, counts @ s
 
-    Attributes:
-        weighted: ``[R, P, M]`` ``Σ_x c_r(x)·φ(p, x)·s(p, x)``.
-        weight: ``[R, P]`` ``Σ_x c_r(x)·s(p, x)``.
-        seed: of the Poisson counts.
-    """
 
-    weighted: np.ndarray
-    weight: np.ndarray
-    seed: int = SEED
-
-    @classmethod
-    def empty(
-        cls, num_prototypes: int, num_modifications: int, replicates: int = REPLICATES,
-        seed: int = SEED,
-    ) -> BootstrapSums:  # fmt: skip
-        if replicates < 2:
-            raise ValueError(f"replicates must be at least 2, not {replicates}")
-        return cls(
-            weighted=np.zeros((replicates, num_prototypes, num_modifications)),
-            weight=np.zeros((replicates, num_prototypes)),
-            seed=seed,
-        )
-
-    @property
-    def replicates(self) -> int:
-        return int(self.weight.shape[0])
-
-    def merge(self, phi: np.ndarray, similarity: np.ndarray, indices: np.ndarray) -> None:
-        """Folds in a batch: ``phi`` ``[B, P, M]``, ``similarity`` ``[B, P]`` and the images' indices
-        in the split ``[B]``."""
-        counts = poisson_counts(indices, self.replicates, self.seed)  # [R, B]
-        s = similarity.astype(np.float64)
-        products = (phi.astype(np.float64) * s[:, :, None]).reshape(len(s), -1)  # [B, P·M]
-        self.weighted += (counts @ products).reshape(self.weighted.shape)  # one matrix product
-        self.weight += counts @ s
-
-    def replicate_phi(self) -> np.ndarray:
-        """``[R, P, M]`` ``Φ`` of each resample (a prototype no resample image activates: NaN)."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return self.weighted / self.weight[:, :, None]
+def replicate_phi(weighted: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """``[R, P, M]`` ``Φ`` of each resample from its sums (a prototype no resample image activates:
+    NaN)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return weighted / weight[:, :, None]
 
 
 def percentile_interval(

@@ -6,8 +6,9 @@ prototype and where it is, reduced at once to the batch's top-k per prototype. *
 (:func:`nearest_combine`): two partials merge into the top-k of their union — ties go to the lower
 image index, a total order, so combining is associative and order-independent (at most one patch
 per image, since each image contributes only its best cell). *Finish* (:func:`nearest_finish`): boxes,
-the top-k images, the per-image scores in image order. The in-process loop and the Ray Data engine
-(:mod:`explorer.engines`) run the same three functions.
+the top-k images, the per-image scores in image order. The in-process engine
+(:func:`explorer.analysis.passes.run_local`) and the Ray Data engine (:mod:`explorer.engines`) run
+the same three functions (:class:`NearestPass` holds the first two).
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from explorer.analysis.passes import Partial, PassOutcome, run_local
 from explorer.boxes import high_activation_box, upsample_map
+from explorer.data.sources import ArraySource, ImageSource
 from explorer.models.base import PrototypeModel
 from explorer.models.preprocess import to_model_pixels
 from explorer.pixel_store import (
@@ -31,10 +34,6 @@ from explorer.pixel_store import (
 )
 
 DEFAULT_K = 5
-
-
-Partial = dict[str, np.ndarray]
-"""A pass's partial result: plain arrays (what a distributed engine ships between workers)."""
 
 
 @torch.inference_mode()
@@ -105,6 +104,36 @@ def nearest_combine(a: Partial, b: Partial, k: int) -> Partial:
     merged["rows"] = np.concatenate([a["rows"], b["rows"]])
     merged["row_scores"] = np.concatenate([a["row_scores"], b["row_scores"]])
     return merged
+
+
+@dataclass(frozen=True)
+class NearestPass:
+    """The nearest-patch pass's map and combine (:mod:`explorer.analysis.passes`).
+
+    Attributes:
+        k: patches per prototype.
+        keep_all_scores: keep every image's ``[P]`` scores (the test split's what-if analyses).
+        batch_size: images per forward pass inside one map call (an engine may hand it more).
+    """
+
+    k: int = DEFAULT_K
+    keep_all_scores: bool = False
+    batch_size: int = 128
+    title: str = "nearest patches"
+
+    def map(self, model: PrototypeModel, images: list[np.ndarray], keys: np.ndarray) -> Partial:
+        partial: Partial | None = None
+        for start in range(0, len(keys), self.batch_size):
+            x = model.preprocess(images[start : start + self.batch_size])
+            part = nearest_map(
+                model, x, keys[start : start + self.batch_size], self.k, self.keep_all_scores
+            )
+            partial = part if partial is None else self.combine(partial, part)
+        assert partial is not None
+        return partial
+
+    def combine(self, a: Partial, b: Partial) -> Partial:
+        return nearest_combine(a, b, self.k)
 
 
 @dataclass(frozen=True)
@@ -264,7 +293,7 @@ def nearest_patches(
     keep_all_scores: bool = False,
     progress: Callable[[Iterable], Iterable] = lambda it: it,
 ) -> NearestPatches:
-    """Finds every prototype's ``k`` nearest patches in a split in one batched pass.
+    """Finds every prototype's ``k`` nearest patches in a split held in memory, in this process.
 
     Args:
         model: the network (eval mode).
@@ -276,44 +305,37 @@ def nearest_patches(
         keep_all_scores: keep ``[N, P]`` scores (for what-if analyses of the test split).
         progress: wraps the batch iterator (e.g. ``tqdm`` or ``gr.Progress().tqdm``).
     """
-    model.eval()
-    partial: Partial | None = None
-    for start in progress(range(0, len(images), batch_size)):
-        x = model.preprocess(images[start : start + batch_size])
-        rows = np.arange(start, start + len(x))
-        batch = nearest_map(model, x, rows, k, keep_all_scores)
-        partial = batch if partial is None else nearest_combine(partial, batch, k)
-    if partial is None:
-        raise ValueError(f"the {split} split has no images")
-    return nearest_finish(model, partial, images, labels, split, keep_all_scores)
+    source = ArraySource(np.asarray(images), np.asarray(labels))
+    step = NearestPass(k, keep_all_scores, batch_size)
+    done = run_local(step, model, source, batch_size, progress)
+    return nearest_finish(model, done, source, split, keep_all_scores)
 
 
 def nearest_finish(
     model: PrototypeModel,
-    partial: Partial,
-    images: np.ndarray | Callable[[np.ndarray], np.ndarray],
-    labels: np.ndarray,
+    done: PassOutcome,
+    source: ImageSource,
     split: str,
     keep_all_scores: bool,
-    engine: str = "local",
 ) -> NearestPatches:
-    """The finish step: the boxes of the top-k maps, the top-k images at model-input size, and the
-    per-image scores in image order.
-
-    Args:
-        images: the split's images, or a function from indices to those images (a distributed
-            pass reads only the top-k images again).
+    """The finish step: the top-k images read again from the source, their boxes, and the per-image
+    scores in image order; keys mapped onto the split (the images that read, in order).
     """
+    partial = done.partial
     num_prototypes = partial["score"].shape[0]
-    if callable(images):
-        unique = np.unique(partial["index"])
-        loaded = dict(zip(unique.tolist(), images(unique), strict=True))
-    else:
-        loaded = {int(i): images[int(i)] for i in np.unique(partial["index"])}
+    unique = np.unique(partial["index"])
+    images, read, failures = source.read(unique)
+    if failures:  # read once already: the file changed during the pass
+        raise ValueError(
+            f"{source.describe(failures[0][0])} changed during the pass: {failures[0][1]}"
+        )
+    loaded = dict(zip(read.tolist(), images, strict=True))
     order = np.argsort(partial["rows"], kind="stable")
     all_scores = partial["row_scores"][order]
-    if keep_all_scores and not np.array_equal(partial["rows"][order], np.arange(len(labels))):
+    readable = done.readable
+    if keep_all_scores and not np.array_equal(partial["rows"][order], readable):
         raise ValueError("the pass did not score every image of the split exactly once")
+    labels = np.asarray(source.labels)[readable]
     size = model.spec.input_size
     boxes = np.array(
         [[high_activation_box(upsample_map(m, size)) for m in row] for row in partial["map"]],
@@ -325,16 +347,17 @@ def nearest_finish(
             for row in partial["index"]
         ]
     )
+    index = done.split_index(partial["index"])
     return NearestPatches(
         split=split,
-        images=partial["index"],
+        images=index,
         scores=partial["score"],
         cells=partial["cell"],
         boxes=boxes,
-        labels=np.asarray(labels)[partial["index"]],
+        labels=labels[index],
         pixels=pixels,
         maps=partial["map"],
         all_scores=all_scores if keep_all_scores else np.zeros((0, num_prototypes)),
-        all_labels=np.asarray(labels) if keep_all_scores else np.zeros(0, dtype=np.int64),
-        engine=engine,
+        all_labels=labels if keep_all_scores else np.zeros(0, dtype=np.int64),
+        engine=done.engine,
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from explorer.data.base import ImageSet
+from explorer.data.sources import ArraySource, FolderSource, ImageSource
 
 DATASETS = ("fashion_mnist", "elpv", "synthetic", "blobs", "synthetic_marker")
 GENERATED = ("synthetic", "blobs", "synthetic_marker")
@@ -53,6 +54,17 @@ def load_split(name: str, split: str, size: tuple[int, int] | None = None) -> Im
     )
 
 
+def split_source(name: str, split: str, size: tuple[int, int] | None = None) -> ImageSource:
+    """Where a global pass reads a split: an ImageFolder file by file (unreadable files skipped and
+    named by every engine alike), a named data set from memory (:mod:`explorer.data.sources`)."""
+    if parse_data_seed(name)[0] not in DATASETS and Path(name).is_dir():
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+        return FolderSource.list(name, split, size or (224, 224))
+    data = load_split(name, split, size)
+    return ArraySource(data.images, data.labels)
+
+
 def parse_data_seed(name: str) -> tuple[str, int | None]:
     """``("blobs", 2)`` for ``"blobs@2"``; ``(name, None)`` for a name without a data seed.
 
@@ -85,4 +97,13 @@ def with_data_seed(name: str, data_seed: int) -> str:
     return base if data_seed == 0 else f"{base}@{data_seed}"
 
 
-__all__ = ["DATASETS", "GENERATED", "ImageSet", "load_split", "parse_data_seed", "with_data_seed"]
+__all__ = [
+    "DATASETS",
+    "GENERATED",
+    "ImageSet",
+    "ImageSource",
+    "load_split",
+    "parse_data_seed",
+    "split_source",
+    "with_data_seed",
+]

@@ -19,6 +19,8 @@ class ImageSet:
         split: ``train`` or ``test``.
         extras: optional per-image ground truth (e.g. keypoints of the synthetic set).
         part_names: what the parts of ``extras["keypoints"]`` are, in order (empty without).
+        skipped: ``(path, reason)`` of every file of the split that could not be read (an
+            ImageFolder's; the split holds the others).
     """
 
     images: np.ndarray
@@ -28,6 +30,7 @@ class ImageSet:
     split: str
     extras: dict[str, np.ndarray] = field(default_factory=dict)
     part_names: tuple[str, ...] = ()
+    skipped: tuple[tuple[str, str], ...] = ()
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -43,4 +46,5 @@ class ImageSet:
             split=self.split,
             extras={k: v[idx] for k, v in self.extras.items()},
             part_names=self.part_names,
+            skipped=self.skipped,
         )

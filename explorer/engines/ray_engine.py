@@ -1,41 +1,43 @@
-"""The nearest-patch pass (test-split scores included) on Ray Data.
+"""Global passes (:mod:`explorer.analysis.passes`) on Ray Data.
 
-The split's images are put in Ray's object store once (each node maps them read-only, without a
-copy); the dataset the engine maps is the images' indices (made on the driver: read tasks would wait for
-the CPUs the actors hold), in blocks of at most
-a share of the split so that every actor gets several; ``map_batches`` runs :class:`NearestActor`, a
-class-based UDF whose actors each load the model folder once (without executing code from it, as
-everywhere) and map one batch of indices to its partial: the batch's top-k per prototype, and its per-image scores when they
-are kept; each partial travels as ``.npz`` bytes (plain arrays, no pickles of our own). The driver
-combines the partials as they stream in (:func:`explorer.analysis.nearest.nearest_combine`,
-associative and order-independent) and finishes the result from the top-k images it already holds.
+The dataset Ray maps is the images' *keys*, in blocks (made on the driver with ``from_items``: read
+tasks would wait for the CPUs the actors hold). ``map_batches`` runs :class:`PassActor`, a class-based
+UDF whose actors each load the model folder once (without executing code from it, as everywhere) and
+map one block of keys to its partial; the images come from the pass's source — a split held in memory
+is put in Ray's object store once (each node maps it read-only, without a copy), an ImageFolder is a
+list of paths each actor reads from storage it shares (unreadable files come back named, and are
+skipped as in process). Each partial travels as ``.npz`` bytes (plain arrays, no pickles of our own);
+the driver combines the partials as they stream in (associative and order-independent) and the pass's
+own finish makes the result. Per-image arrays never reach the driver, only per-prototype aggregates.
 
-Without an address, a local Ray is started with the machine's cores and shut down after the pass;
-with ``address`` (``auto``, ``ray://host:10001``) an existing cluster is joined (and left running).
-The workers read the model folder by its path: on a cluster it must be on storage they share.
+Without an address, a local Ray is started with the machine's cores (or ``workers``) and shut down
+after the pass; with ``address`` (``auto``, ``ray://host:10001``) an existing cluster is joined (and
+left running). The workers read the model folder by its path: on a cluster it must be on storage they
+share (docs/guide.md §9.1).
 """
 
 from __future__ import annotations
 
 import io
 import os
+import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from explorer.analysis.nearest import (
-    DEFAULT_K,
-    NearestPatches,
-    Partial,
-    nearest_combine,
-    nearest_finish,
-    nearest_map,
-)
+from explorer.analysis.passes import GlobalPass, Partial, PassOutcome, combine, map_keys, outcome
+from explorer.data.sources import ArraySource, ImageSource
 from explorer.errors import ExplorerError
 
 INSTALL = "pip install -r requirements-scale.txt"
-MAX_RESTARTS = 3
+MAX_BLOCK = 256
+"""Most images in one block (one map call): fewer, larger blocks cost less per image (each is a task
+and a partial to combine on the driver), and every actor still gets several."""
+BLOCKS_PER_ACTOR = 4
+
+_TIMES = ("map_started", "map_ended", "map_images", "map_worker")
 
 
 def _ray():
@@ -60,59 +62,83 @@ def unpack(data: bytes) -> Partial:
         return {name: arrays[name] for name in arrays.files}
 
 
-class NearestActor:
-    """The map step on a Ray actor: the model folder loaded once, then one partial per batch."""
+class PassActor:
+    """The map step on a Ray actor: the model folder loaded once, then one partial per block."""
 
-    def __init__(
-        self, folder: str, images: object, k: int, keep_all_scores: bool, threads: int
-    ) -> None:
+    def __init__(self, folder: str, step: GlobalPass, source: object, threads: int) -> None:
+        import ray
         import torch
 
         from explorer.models.checkpoint import load_model
 
         torch.set_num_threads(threads)
         self.model = load_model(folder).model.eval()
-        import ray
-
-        # the split: a reference to the object store (Ray Data does not resolve constructor
-        # arguments), read-only and without a copy on each node
-        self.images = ray.get(images) if isinstance(images, ray.ObjectRef) else images
-        self.k = k
-        self.keep_all_scores = keep_all_scores
+        self.step = step
+        # a split in memory arrives as a reference to the object store (Ray Data does not resolve
+        # constructor arguments): read-only, without a copy on each node
+        if isinstance(source, ray.ObjectRef):
+            images = ray.get(source)
+            source = ArraySource(images, np.zeros(len(images), dtype=np.int64))
+        self.source: ImageSource = source  # type: ignore[assignment]
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        indices = np.asarray(batch["id"], dtype=np.int64)
-        x = self.model.preprocess(self.images[indices])
-        partial = nearest_map(self.model, x, indices, self.k, self.keep_all_scores)
+        started = time.time()
+        keys = np.asarray(batch["key"], dtype=np.int64)
+        partial = map_keys(self.step, self.model, self.source, keys)
+        partial["map_started"] = np.array(started)
+        partial["map_ended"] = np.array(time.time())
+        partial["map_images"] = np.array(len(keys))
+        partial["map_worker"] = np.array(os.getpid())
         return {"partial": np.array([pack(partial)], dtype=object)}
 
 
-def ray_nearest_patches(
+@dataclass(frozen=True)
+class BlockTime:
+    """When one block was mapped (wall clock of its worker), how many images, on which worker, the
+    size of its partial and the driver's seconds to unpack and combine it."""
+
+    started: float
+    ended: float
+    images: int
+    worker: int
+    partial_bytes: int
+    driver_s: float
+
+
+def block_size(images: int, actors: int, batch_size: int) -> int:
+    """Images per block: :data:`BLOCKS_PER_ACTOR` blocks per actor, at least one forward batch and at
+    most :data:`MAX_BLOCK` images."""
+    share = -(-images // (BLOCKS_PER_ACTOR * actors))
+    return max(1, min(images, max(batch_size, min(MAX_BLOCK, share))))
+
+
+def ray_run(
+    step: GlobalPass,
     folder: str | Path,
-    model,
-    images: np.ndarray,
-    labels: np.ndarray,
-    split: str,
+    source: ImageSource,
     *,
-    k: int = DEFAULT_K,
-    batch_size: int = 128,
-    keep_all_scores: bool = False,
+    batch_size: int,
     workers: int | None = None,
     address: str | None = None,
     progress: Callable[[Iterable], Iterable] = lambda it: it,
-) -> NearestPatches:
-    """:func:`explorer.analysis.nearest.nearest_patches` on Ray Data.
+    times: list[BlockTime] | None = None,
+) -> PassOutcome:
+    """Runs a pass's map and combine on Ray Data; the caller finishes it as in process.
 
     Args:
-        folder: the model folder the workers load (the same model as ``model``, which finishes).
-        model: the loaded model (the driver's; only the finish step uses it).
+        step: the pass (shipped to the actors).
+        folder: the model folder the actors load (the model the caller finishes with).
+        source: the images (a split in memory goes to the object store; a folder's paths are read
+            by the actors).
+        batch_size: images per forward pass inside a block (as in process).
         workers: actors, one CPU and one torch thread each (default: every CPU of the cluster, or
             of this machine for a local Ray).
         address: a cluster to join; ``None`` starts (and stops) a local Ray.
+        times: if a list, one :class:`BlockTime` per block is appended (benchmarks).
     """
     ray = _ray()
-    if len(images) == 0:
-        raise ValueError(f"the {split} split has no images")
+    if len(source) == 0:
+        raise ValueError(f"{step.title}: the split has no images")
     started = not ray.is_initialized()
     if started:
         local = address is None
@@ -123,38 +149,48 @@ def ray_nearest_patches(
             log_to_driver=False,
             configure_logging=False,
         )
+    partial: Partial | None = None
     try:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         actors = max(1, min(workers or cpus, cpus))  # one CPU (one torch thread) each
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
-        # every actor gets several batches: no more than a share of the images in one batch
-        batch = max(1, min(batch_size, -(-len(images) // (2 * actors))))
-        # made here, not read by tasks: read tasks would wait for the CPUs the actors hold
-        ids = [{"id": i} for i in range(len(images))]
-        dataset = ray.data.from_items(ids, override_num_blocks=-(-len(images) // batch))
+        block = block_size(len(source), actors, batch_size)
+        blocks = -(-len(source) // block)
+        actors = min(actors, blocks)  # an actor without a block would only load the model
+        keys = [{"key": i} for i in range(len(source))]
+        dataset = ray.data.from_items(keys, override_num_blocks=blocks)
+        shipped = ray.put(source.images) if isinstance(source, ArraySource) else source
         mapped = dataset.map_batches(
-            NearestActor,
-            fn_constructor_args=(str(folder), ray.put(np.asarray(images)), k, keep_all_scores, 1),
-            batch_size=batch,
+            PassActor,
+            fn_constructor_args=(str(folder), step, shipped, 1),
+            batch_size=block,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=actors),
-            num_cpus=1,
-            max_restarts=MAX_RESTARTS,  # a worker that dies is replaced, a few times at most
+            num_cpus=1,  # Ray Data restarts an actor that dies and retries its block
         )
-        partial: Partial | None = None
         try:
             for row in progress(mapped.iter_rows()):
-                batch = unpack(row["partial"])
-                partial = batch if partial is None else nearest_combine(partial, batch, k)
+                arrived = time.perf_counter()
+                part = unpack(row["partial"])
+                stamp = [part.pop(name) for name in _TIMES]
+                partial = part if partial is None else combine(step, partial, part)
+                if times is not None:
+                    times.append(
+                        BlockTime(
+                            float(stamp[0]), float(stamp[1]), int(stamp[2]), int(stamp[3]),
+                            len(row["partial"]), time.perf_counter() - arrived,
+                        )
+                    )  # fmt: skip
         except ray.exceptions.RayError as error:
-            first = (
-                str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
-            )
-            raise ExplorerError(f"the {split} pass on Ray failed: {first}") from None
+            text = str(error).strip()
+            first = text.splitlines()[-1] if text else type(error).__name__
+            raise ExplorerError(f"the {step.title} pass on Ray failed: {first}") from None
     finally:
         if started:
             ray.shutdown()
-    assert partial is not None
-    return nearest_finish(model, partial, images, labels, split, keep_all_scores, engine="ray")
+    return outcome(partial, source, step.title, engine="ray")
+
+
+__all__ = ["INSTALL", "BlockTime", "PassActor", "block_size", "ray_run"]
