@@ -16,7 +16,6 @@ from typing import Protocol
 
 import cv2
 import numpy as np
-from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes
 
 from explorer.errors import BadImageError, ExplorerError
 from explorer.images import load_image
@@ -83,6 +82,9 @@ class FolderSource:
     @classmethod
     def list(cls, root: str | Path, split: str, size: int | tuple[int, int]) -> FolderSource:
         """Lists ``root/split`` (classes = sorted sub-folders, files sorted within each)."""
+        # torchvision's listing rules, imported only here: a prediction never needs torchvision
+        from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes
+
         height, width = (size, size) if isinstance(size, int) else size
         folder = Path(root) / split
         if not folder.is_dir():
