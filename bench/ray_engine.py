@@ -62,7 +62,7 @@ def passes(bundle, images: np.ndarray, labels: np.ndarray, attribute_images: int
             lambda done: nearest_finish(bundle.model, done, nearest_source, "x", True),
         ),
         "attribute explanation": (
-            AttributePass(mods, batch_size=per_pass),
+            AttributePass(mods),
             attribute_source,
             per_pass,
             lambda done: global_attributes_finish(bundle.model, done, mods, "x"),

@@ -52,6 +52,7 @@ from explorer.analysis.redundancy import (
     pruned_weight,
     redundancy_report,
 )
+from explorer.analysis.version_store import VersionStore
 from explorer.analysis.whatif import WhatIf, disabled_weight, what_if
 from explorer.cache import AnalysisCache, default_cache_dir, default_models_dir
 from explorer.data import DATASETS, ImageSet, load_split, parse_data_seed, split_source
@@ -68,6 +69,7 @@ from explorer.folder_analyses import (
 from explorer.images import load_image
 from explorer.jobs import Jobs, JobStatus
 from explorer.models.base import CAPABILITIES, not_applicable_line
+from explorer.models.batch_size import measured_forward_batch
 from explorer.models.card import model_card_markdown
 from explorer.models.checkpoint import SPEC_FILE, ModelBundle, example_class, load_model, read_png
 from explorer.models.preprocess import forward_batch_size
@@ -95,6 +97,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_MODEL = "elpv"
 MAX_LOADED_MODELS = 4
 REMEMBERED_DOSE_CURVES = 256  # prototypes' dose-response curves kept in memory (a few kB each)
+VERSIONS_DIR = "versions"  # under the cache root: modified images by content (version_store)
 SPLITS = ("train", "test")
 ATTRIBUTE_MODES = MODES
 LABEL_FORMATS = ("json", "csv")
@@ -343,6 +346,8 @@ class Explorer:
                 for folder in sorted(p for p in root.iterdir() if (p / SPEC_FILE).is_file()):
                     self._register_or_skip(folder)
         self.cache_root = Path(cache_root) if cache_root is not None else default_cache_dir()
+        # modified images by content, for the attribute passes (any model, any split)
+        self._versions = VersionStore(str(self.cache_root / VERSIONS_DIR))
         self._results = ResultStore(self.cache_root)
         if default_model and default_model not in self._folders:
             known = ", ".join(self._folders) or "none"
@@ -928,8 +933,11 @@ class Explorer:
         def compute() -> GlobalAttributes:
             source = self._source(bundle, split)
             mods = modification_set(bundle.model, mode, source.image_shape, self._grid(bundle))
-            per_pass = max(1, forward_batch_size(bundle.spec) // (1 + len(mods)))
-            step = AttributePass(mods, batch_size=per_pass)
+            # images per forward measured on this machine (remembered); the next chunk of images is
+            # modified while the network runs on this one
+            rows = measured_forward_batch(bundle.model, bundle.content_hash, self.cache_root)
+            per_pass = max(1, rows // (1 + len(mods)))
+            step = AttributePass(mods, forward_rows=rows, store=self._versions)
             done = run_pass(
                 engine, step, bundle.model, bundle.folder, source, batch_size=per_pass,
                 progress=progress, workers=workers, address=address,

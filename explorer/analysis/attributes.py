@@ -47,6 +47,7 @@ from explorer.analysis.bootstrap import (
     top_two_overlap,
 )
 from explorer.analysis.passes import Partial, PassOutcome, run_local
+from explorer.analysis.version_store import VersionStore, fingerprint
 from explorer.data.sources import ArraySource
 from explorer.images import as_rgb
 from explorer.models.base import PrototypeModel, model_device
@@ -175,6 +176,39 @@ def _rows_in_layout(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     return out.copy_(x[rows])
 
 
+@dataclass(frozen=True)
+class ImageVersions:
+    """One image and its modified versions, ready for the network (the prepare stage's output).
+
+    Attributes:
+        versions: ``1 + M`` uint8 RGB images, the original first.
+        grey: whether the image is grey (R = G = B).
+    """
+
+    versions: tuple[np.ndarray, ...]
+    grey: bool
+
+
+def image_versions(image: np.ndarray, modifications: Sequence[ImageModification]) -> ImageVersions:
+    """The modify stage for one image: the original as RGB (a grey image repeated) and each
+    modification of it, at native resolution.
+
+    Raises:
+        ValueError: a modification returned something other than a uint8 image of the same shape.
+    """
+    rgb = as_rgb(image)
+    versions = [rgb]
+    for modification in modifications:
+        modified = np.asarray(modification.apply(rgb))
+        if modified.shape != rgb.shape or modified.dtype != np.uint8:
+            raise ValueError(
+                f"modification {modification.name!r} returned {modified.dtype} "
+                f"{modified.shape}, expected uint8 {rgb.shape}"
+            )
+        versions.append(modified)
+    return ImageVersions(tuple(versions), image_is_grey(rgb))
+
+
 @torch.inference_mode()
 def attribute_batch(
     model: PrototypeModel,
@@ -183,6 +217,7 @@ def attribute_batch(
     first: int = 0,
     timings: dict[str, float] | None = None,
     reuse_unchanged: bool = True,
+    forward_rows: int | None = None,
 ) -> BatchAttributes:
     """The map step: every image, all its modified versions, one preprocess and one forward pass.
 
@@ -196,36 +231,43 @@ def attribute_batch(
         reuse_unchanged: do not forward a version whose preprocessed input equals its original's bitwise;
             its similarities are the original's (``φ = 0`` exactly). ``False`` forwards every version (the
             result can then depend on the kernels' treatment of batch position, in the last bits).
+        forward_rows: images per forward pass (default: all of the batch's versions in one).
 
     Returns:
         The batch's local importances, similarities and cells.
     """
-    model.eval()
-    num = len(images)
-    if num == 0:
+    if len(images) == 0:
         raise ValueError("the batch has no images")
     _names(modifications)
-    versions_per_image = 1 + len(modifications)
-
     start = time.perf_counter()
-    versions: list[np.ndarray] = []
-    grey = np.zeros(num, dtype=bool)
-    for b, image in enumerate(images):
-        rgb = as_rgb(image)
-        grey[b] = image_is_grey(rgb)
-        versions.append(rgb)
-        for modification in modifications:
-            modified = np.asarray(modification.apply(rgb))
-            if modified.shape != rgb.shape or modified.dtype != np.uint8:
-                raise ValueError(
-                    f"modification {modification.name!r} returned {modified.dtype} "
-                    f"{modified.shape}, expected uint8 {rgb.shape}"
-                )
-            versions.append(modified)
+    prepared = [image_versions(image, modifications) for image in images]
     _add_time(timings, "modify", time.perf_counter() - start)
+    return forward_versions(model, prepared, first, timings, reuse_unchanged, forward_rows)
+
+
+@torch.inference_mode()
+def forward_versions(
+    model: PrototypeModel,
+    prepared: Sequence[ImageVersions],
+    first: int = 0,
+    timings: dict[str, float] | None = None,
+    reuse_unchanged: bool = True,
+    forward_rows: int | None = None,
+) -> BatchAttributes:
+    """The network stage of :func:`attribute_batch` on images already modified (:func:`image_versions`):
+    one preprocess, the changed versions forwarded beside their originals, ``φ`` read at each
+    original's best cell."""
+    model.eval()
+    num = len(prepared)
+    if num == 0:
+        raise ValueError("the batch has no images")
+    versions_per_image = len(prepared[0].versions)
+    if any(len(p.versions) != versions_per_image for p in prepared):
+        raise ValueError("every image needs the same modifications")
+    grey = np.array([p.grey for p in prepared], dtype=bool)
 
     start = time.perf_counter()
-    x = model.preprocess(versions)  # [B·(1+M), C, H, W], originals at multiples of 1+M
+    x = model.preprocess([v for p in prepared for v in p.versions])  # originals at multiples of 1+M
     if reuse_unchanged:
         grouped = x.view(num, versions_per_image, *x.shape[1:])  # [B, 1+M, C, H, W]
         changed = (grouped[:, 1:] != grouped[:, :1]).flatten(2).any(dim=2)  # [B, M]
@@ -234,8 +276,13 @@ def attribute_batch(
     send = torch.cat([torch.ones(num, 1, dtype=torch.bool), changed], dim=1)  # [B, 1+M]
     rows = send.flatten().nonzero().squeeze(1)  # [K] positions in the flattened [B·(1+M)]
     device = model_device(model)
-    inputs = _rows_in_layout(x, rows).to(device)
-    similarity_maps = model(inputs).similarity_maps.cpu()  # [K, P, h, w]
+    step = forward_rows or len(rows)
+    similarity_maps = torch.cat(
+        [
+            model(_rows_in_layout(x, rows[at : at + step]).to(device)).similarity_maps.cpu()
+            for at in range(0, len(rows), step)
+        ]
+    )  # [K, P, h, w]
     _add_time(timings, "forward", time.perf_counter() - start)
 
     maps = similarity_maps.flatten(2)  # [K, P, h·w]
@@ -338,28 +385,54 @@ class AttributePass:
     bootstrap resample (:mod:`explorer.analysis.bootstrap`, each image's counts seeded by its key, so
     the result does not depend on batches or their order); combine adds them (float64).
 
+    The modifications are its prepare stage (in a worker thread, ahead of the network), the forward
+    and the sums its map.
+
     Attributes:
         modifications: the ``M`` modifications.
         replicates: bootstrap resamples (0: none).
-        batch_size: original images per forward pass inside one map call.
-        timings: if a dict, seconds are added under ``modify`` and ``forward`` (in-process passes).
+        forward_rows: images per forward pass (default: a chunk's versions in one).
+        timings: if a dict, seconds are added under ``modify`` (in the prepare thread) and
+            ``forward`` (in-process passes).
+        store: where modified versions are kept by content (:mod:`explorer.analysis.version_store`):
+            an image already modified by this set in an earlier pass is read, not modified again.
     """
 
     modifications: tuple[ImageModification, ...]
     replicates: int = REPLICATES
-    batch_size: int = 32
+    forward_rows: int | None = None
     timings: dict[str, float] | None = None
+    store: VersionStore | None = None
     title: str = "attribute explanation"
 
-    def map(self, model: PrototypeModel, images: list[np.ndarray], keys: np.ndarray) -> Partial:
-        partial: Partial | None = None
-        for start in range(0, len(keys), self.batch_size):
-            chunk = slice(start, start + self.batch_size)
-            batch = attribute_batch(model, images[chunk], self.modifications, timings=self.timings)
-            part = self._sums(batch, keys[chunk])
-            partial = part if partial is None else self.combine(partial, part)
-        assert partial is not None
-        return partial
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_fingerprint", fingerprint(self.modifications))
+
+    def prepare(self, model: PrototypeModel, image: np.ndarray) -> ImageVersions:
+        start = time.perf_counter()
+        versions = self._versions(image)
+        _add_time(self.timings, "modify", time.perf_counter() - start)
+        return versions
+
+    def _versions(self, image: np.ndarray) -> ImageVersions:
+        """The image's versions: from the store when it has them, else made (and stored)."""
+        if self.store is None:
+            return image_versions(image, self.modifications)
+        key = self.store.key(np.asarray(image), self._fingerprint)
+        stored = self.store.get(key)
+        if stored is not None and len(stored) == 1 + len(self.modifications):
+            return ImageVersions(stored, image_is_grey(stored[0]))
+        made = image_versions(image, self.modifications)
+        self.store.put(key, made.versions)
+        return made
+
+    def map(
+        self, model: PrototypeModel, prepared: list[ImageVersions], keys: np.ndarray
+    ) -> Partial:
+        batch = forward_versions(
+            model, prepared, timings=self.timings, forward_rows=self.forward_rows
+        )
+        return self._sums(batch, keys)
 
     def _sums(self, batch: BatchAttributes, keys: np.ndarray) -> Partial:
         s = batch.similarity.astype(np.float64)  # [B, P]
@@ -503,7 +576,7 @@ def global_attributes(
         raise ValueError(f"the {split} split has no images")
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
-    step = AttributePass(tuple(modifications), replicates, batch_size, timings)
+    step = AttributePass(tuple(modifications), replicates, timings=timings)
     source = ArraySource(np.asarray(images), np.zeros(len(images), dtype=np.int64))
     done = run_local(step, model, source, batch_size, progress)
     return global_attributes_finish(model, done, modifications, split)

@@ -121,6 +121,9 @@ class NearestPass:
     batch_size: int = 128
     title: str = "nearest patches"
 
+    def prepare(self, model: PrototypeModel, image: np.ndarray) -> np.ndarray:
+        return image  # the network's input is made in one piece per chunk (map)
+
     def map(self, model: PrototypeModel, images: list[np.ndarray], keys: np.ndarray) -> Partial:
         partial: Partial | None = None
         for start in range(0, len(keys), self.batch_size):

@@ -1,25 +1,32 @@
 """A global pass over a data set as *map → combine → finish*, and the in-process engine that runs one.
 
-* **map** (:meth:`GlobalPass.map`): a batch of images and their keys → a *partial*, plain arrays
-  aggregated per prototype (running top-k, weighted sums, counts; never per-image maps);
+* **prepare** (:meth:`GlobalPass.prepare`): the CPU work on one image before the network (its
+  modified versions, for the attribute explanation), run in a worker thread for the next chunk of
+  images while the network runs on the current one (:func:`prefetched`; OpenCV and torch release the
+  GIL): a pass runs at the pace of the slower of the two stages, not their sum;
+* **map** (:meth:`GlobalPass.map`): a chunk of prepared images and their keys → a *partial*, plain
+  arrays aggregated per prototype (running top-k, weighted sums, counts; never per-image maps);
 * **combine** (:meth:`GlobalPass.combine`): two partials of disjoint images → one; associative and
   order-independent, so an engine may combine in any order and grouping (the nearest-patch top-k
   exactly; sums of floats up to their rounding);
 * **finish**: each pass's own function turning the combined partial into the stored result.
 
 The engines run the same map and combine: :func:`run_local` here (the default, batch after batch in
-this process) and Ray Data (:mod:`explorer.engines.ray_engine`). Images come from an
-:class:`explorer.data.sources.ImageSource` by key; a key the source cannot read is reported with its
-path and reason in the partial (:data:`FAILED_KEYS`, :data:`FAILED_REASONS`) and skipped, by every
-engine alike, and :class:`PassOutcome` maps what was read back onto the split.
+this process) and Ray Data (:mod:`explorer.engines.ray_engine`, whose actors run :func:`map_keys` on their blocks).
+Images come from an :class:`explorer.data.sources.ImageSource` by key; a key the source cannot read,
+or whose preparation fails, is reported with its path and reason in the partial
+(:data:`FAILED_KEYS`, :data:`FAILED_REASONS`) and skipped — no other image stops — by every engine
+alike, and :class:`PassOutcome` maps what was used back onto the split.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -33,15 +40,23 @@ Partial = dict[str, np.ndarray]
 
 FAILED_KEYS = "failed_keys"
 FAILED_REASONS = "failed_reasons"
+AHEAD = 2
+"""Chunks prepared ahead of the network at most (what bounds the memory a pass holds)."""
+PREPARE_THREAD = "explorer-prepare"
 
 
 class GlobalPass(Protocol):
-    """One pass's map and combine (its finish is a function of its own module)."""
+    """One pass's prepare, map and combine (its finish is a function of its own module)."""
 
     title: str  # what the pass computes, for progress and messages
 
-    def map(self, model: PrototypeModel, images: list[np.ndarray], keys: np.ndarray) -> Partial:
-        """A batch of images (uint8, as the source reads them) and their keys → its partial."""
+    def prepare(self, model: PrototypeModel, image: np.ndarray) -> Any:
+        """The CPU work on one image (uint8, as the source reads it) before the network; runs in a
+        worker thread, so it must not change shared state."""
+        ...
+
+    def map(self, model: PrototypeModel, prepared: list[Any], keys: np.ndarray) -> Partial:
+        """A chunk of prepared images and their keys → its partial."""
         ...
 
     def combine(self, a: Partial, b: Partial) -> Partial:
@@ -49,15 +64,88 @@ class GlobalPass(Protocol):
         ...
 
 
-def map_keys(
+@dataclass(frozen=True)
+class Prepared:
+    """A chunk after the prepare stage: what prepared, their keys, and the failures with reasons."""
+
+    items: list[Any]
+    keys: np.ndarray
+    failures: list[tuple[int, str]]
+
+
+def prepare_keys(
     step: GlobalPass, model: PrototypeModel, source: ImageSource, keys: np.ndarray
-) -> Partial:
-    """The map step with the reading: the images of ``keys`` that read are mapped, the others are
-    listed with their reason (a batch where none reads has only that list)."""
+) -> Prepared:
+    """Reads the images of ``keys`` and prepares each; an image that cannot be read or prepared is
+    a failure with its reason, and the others go on."""
     images, read, failures = source.read(keys)
-    partial = step.map(model, images, read) if len(read) else {}
-    partial[FAILED_KEYS] = np.asarray([key for key, _ in failures], dtype=np.int64)
-    partial[FAILED_REASONS] = np.asarray([reason for _, reason in failures], dtype=str)
+    items, kept = [], []
+    for image, key in zip(images, read.tolist(), strict=True):
+        try:
+            items.append(step.prepare(model, image))
+            kept.append(key)
+        except Exception as error:  # one image's failure is reported, not raised
+            failures.append((key, f"{type(error).__name__}: {error}"))
+    return Prepared(items, np.asarray(kept, dtype=np.int64), failures)
+
+
+def map_prepared(step: GlobalPass, model: PrototypeModel, prepared: Prepared) -> Partial:
+    """The map step on a prepared chunk, its failures listed (a chunk where nothing prepared has only
+    that list)."""
+    partial = step.map(model, prepared.items, prepared.keys) if prepared.items else {}
+    partial[FAILED_KEYS] = np.asarray([key for key, _ in prepared.failures], dtype=np.int64)
+    partial[FAILED_REASONS] = np.asarray([reason for _, reason in prepared.failures], dtype=str)
+    return partial
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def prefetched(items: Iterable[T], work: Callable[[T], R], ahead: int = AHEAD) -> Iterator[R]:
+    """``work(item)`` for every item, in order, computed in one worker thread up to ``ahead`` items
+    before the caller asks for them (the caller's own work on the previous result runs meanwhile).
+
+    An exception of ``work`` is raised to the caller when it reaches that item. When the caller stops
+    (done, an exception, an interrupt, the generator closed), the items not started are cancelled and
+    the thread is joined: nothing keeps running after the pass.
+    """
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=PREPARE_THREAD)
+    pending: deque[Future[R]] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(work, item))
+            if len(pending) > ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def map_keys(
+    step: GlobalPass,
+    model: PrototypeModel,
+    source: ImageSource,
+    keys: np.ndarray,
+    chunk: int,
+    progress: Callable[[Iterable], Iterable] = lambda it: it,
+) -> Partial:
+    """Maps ``keys`` chunk by chunk, in key order, each chunk prepared in a worker thread while the
+    network runs on the one before (:func:`prefetched`), and folds the partials in order."""
+    if chunk < 1:
+        raise ValueError("the chunk size must be at least 1")
+    starts = range(0, len(keys), chunk)
+    chunks = (keys[start : start + chunk] for start in starts)
+    partial: Partial | None = None
+    ready = prefetched(chunks, lambda part: prepare_keys(step, model, source, part))
+    try:
+        for _ in progress(starts):  # a sized range, so that progress bars know the total
+            batch = map_prepared(step, model, next(ready))
+            partial = batch if partial is None else combine(step, partial, batch)
+    finally:
+        ready.close()  # on an interrupt too: the preparing thread is cancelled and joined
+    assert partial is not None, "map_keys needs at least one key"
     return partial
 
 
@@ -80,12 +168,13 @@ def _body(partial: Partial) -> Partial:
 
 @dataclass(frozen=True)
 class PassOutcome:
-    """A pass's combined partial over a whole source, and what it could not read.
+    """A pass's combined partial over a whole source, and what it could not use.
 
     Attributes:
         partial: the combined aggregates (keys are the source's).
         size: keys in the source.
-        failures: ``(path, reason)`` of every key that did not read, in key order.
+        failures: ``(path, reason)`` of every key that could not be read or prepared, in key order.
+        failed_keys: those keys.
         engine: which engine ran the pass.
     """
 
@@ -97,7 +186,7 @@ class PassOutcome:
 
     @property
     def readable(self) -> np.ndarray:
-        """The keys that read, in order: the *n*-th is the split's image *n*."""
+        """The keys that were used, in order: the *n*-th is the split's image *n*."""
         return readable_keys(self.size, self.failed_keys)
 
     def split_index(self, keys: np.ndarray) -> np.ndarray:
@@ -111,7 +200,7 @@ def outcome(
     """The finished map/combine of a pass: failures named (and logged) by path, in key order.
 
     Raises:
-        ValueError: the source has no images, or none of them could be read.
+        ValueError: the source has no images, or none of them could be used.
     """
     if partial is None:
         raise ValueError(f"{title}: the split has no images")
@@ -126,7 +215,7 @@ def outcome(
     body = _body(partial)
     if not body:
         raise ValueError(
-            f"{title}: none of the {len(source)} images could be read "
+            f"{title}: none of the {len(source)} images could be used "
             f"(the first: {failures[0][0]}: {failures[0][1]})"
         )
     return PassOutcome(body, len(source), failures, keys, engine)
@@ -139,27 +228,31 @@ def run_local(
     batch_size: int,
     progress: Callable[[Iterable], Iterable] = lambda it: it,
 ) -> PassOutcome:
-    """The in-process engine: map batch after batch in key order, each folded into the running
-    partial."""
+    """The in-process engine: every key, in chunks of ``batch_size`` images, the next chunk prepared
+    while the network runs on the current one."""
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
+    if len(source) == 0:
+        return outcome(None, source, step.title)
     model.eval()
-    partial: Partial | None = None
-    for start in progress(range(0, len(source), batch_size)):
-        keys = np.arange(start, min(start + batch_size, len(source)), dtype=np.int64)
-        batch = map_keys(step, model, source, keys)
-        partial = batch if partial is None else combine(step, partial, batch)
+    keys = np.arange(len(source), dtype=np.int64)
+    partial = map_keys(step, model, source, keys, batch_size, progress)
     return outcome(partial, source, step.title)
 
 
 __all__ = [
+    "AHEAD",
     "FAILED_KEYS",
     "FAILED_REASONS",
     "GlobalPass",
     "Partial",
     "PassOutcome",
+    "Prepared",
     "combine",
     "map_keys",
+    "map_prepared",
     "outcome",
+    "prefetched",
+    "prepare_keys",
     "run_local",
 ]

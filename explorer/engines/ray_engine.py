@@ -63,9 +63,12 @@ def unpack(data: bytes) -> Partial:
 
 
 class PassActor:
-    """The map step on a Ray actor: the model folder loaded once, then one partial per block."""
+    """The map step on a Ray actor: the model folder loaded once, then one partial per block (its
+    chunks prepared ahead of the network as in process, :func:`explorer.analysis.passes.map_keys`)."""
 
-    def __init__(self, folder: str, step: GlobalPass, source: object, threads: int) -> None:
+    def __init__(
+        self, folder: str, step: GlobalPass, source: object, chunk: int, threads: int
+    ) -> None:
         import ray
         import torch
 
@@ -80,11 +83,12 @@ class PassActor:
             images = ray.get(source)
             source = ArraySource(images, np.zeros(len(images), dtype=np.int64))
         self.source: ImageSource = source  # type: ignore[assignment]
+        self.chunk = chunk
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         started = time.time()
         keys = np.asarray(batch["key"], dtype=np.int64)
-        partial = map_keys(self.step, self.model, self.source, keys)
+        partial = map_keys(self.step, self.model, self.source, keys, self.chunk)
         partial["map_started"] = np.array(started)
         partial["map_ended"] = np.array(time.time())
         partial["map_images"] = np.array(len(keys))
@@ -164,7 +168,7 @@ def ray_run(
         shipped = ray.put(source.images) if isinstance(source, ArraySource) else source
         mapped = dataset.map_batches(
             PassActor,
-            fn_constructor_args=(str(folder), step, shipped, 1),
+            fn_constructor_args=(str(folder), step, shipped, batch_size, 1),
             batch_size=block,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=actors),

@@ -1,0 +1,128 @@
+"""Images per forward pass, chosen by measuring the model on this machine once and remembering it.
+
+How fast a network runs per image depends on the batch in ways no input-volume rule captures: on
+these CPUs EfficientNet-Lite0 at 300 px is fastest one image at a time, a 28 px ConvNet at hundreds.
+:func:`measured_forward_batch` times a forward pass at a few batch sizes (powers of two up to
+:func:`largest_candidate`) on random images of the model's input size, takes the smallest batch whose
+time per image is within :data:`TOLERANCE` of the fastest (smaller batches hold less memory and let a
+pipelined pass overlap more finely), and stores it in a small JSON file under the user's cache, by the
+model's content hash and the machine (processor, cores, torch threads, device): the measurement
+(a second or two) runs once per model and machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from explorer.files import write_atomically
+from explorer.models.base import PrototypeModel, model_device
+from explorer.models.preprocess import forward_batch_size
+
+TOLERANCE = 0.05
+MIN_SECONDS = 0.15  # per candidate, after one warm-up forward
+MIN_REPEATS = 2
+STORE_NAME = "forward_batch.json"
+
+
+def fastest_batch(seconds_per_image: dict[int, float], tolerance: float = TOLERANCE) -> int:
+    """The smallest batch whose time per image is within ``tolerance`` of the fastest."""
+    if not seconds_per_image:
+        raise ValueError("no batch size was measured")
+    best = min(seconds_per_image.values())
+    return min(b for b, t in seconds_per_image.items() if t <= best * (1 + tolerance))
+
+
+def largest_candidate(model: PrototypeModel) -> int:
+    """Candidates go up to 16 × the input-volume rule's batch (at most 512)."""
+    return min(512, 16 * forward_batch_size(model.spec))
+
+
+def candidates(model: PrototypeModel) -> list[int]:
+    top = largest_candidate(model)
+    return [2**i for i in range(top.bit_length()) if 2**i <= top]
+
+
+@torch.inference_mode()
+def time_batches(
+    model: PrototypeModel,
+    sizes: list[int],
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[int, float]:
+    """Seconds per image of a forward pass at each batch size (random images, one warm-up each)."""
+    model.eval()
+    height, width = model.spec.input_size
+    shape = (height, width) if model.spec.channels == 1 else (height, width, 3)
+    rng = np.random.default_rng(0)
+    device = model_device(model)
+    result = {}
+    for size in sizes:
+        x = model.preprocess(list(rng.integers(0, 256, (size, *shape), dtype=np.uint8))).to(device)
+        model(x)  # warm-up: kernels chosen, memory allocated
+        repeats, start = 0, clock()
+        while repeats < MIN_REPEATS or clock() - start < MIN_SECONDS:
+            model(x)
+            repeats += 1
+        result[size] = (clock() - start) / (repeats * size)
+    return result
+
+
+def machine_key(model: PrototypeModel) -> str:
+    """What the measurement depends on besides the model: processor, cores, threads, device."""
+    processor = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                processor = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{processor} | {os.cpu_count()} cpus | {torch.get_num_threads()} threads | "
+        f"{model_device(model)}"
+    )
+
+
+def measured_forward_batch(
+    model: PrototypeModel, content_hash: str, store_dir: str | Path | None
+) -> int:
+    """The forward batch for ``model`` on this machine: remembered under ``store_dir`` (the user's
+    cache; ``None``: measured every time), else measured now and remembered."""
+    key = f"{content_hash} | {machine_key(model)}"
+    path = Path(store_dir) / STORE_NAME if store_dir is not None else None
+    known: dict[str, dict] = {}
+    if path is not None and path.is_file():
+        try:
+            known = json.loads(path.read_text())
+        except (OSError, ValueError):
+            known = {}  # an unreadable record is measured again and rewritten
+    record = known.get(key)
+    if isinstance(record, dict) and isinstance(record.get("batch"), int) and record["batch"] > 0:
+        return int(record["batch"])
+    timings = time_batches(model, candidates(model))
+    batch = fastest_batch(timings)
+    if path is not None:
+        known[key] = {
+            "batch": batch,
+            "ms_per_image": {str(b): round(t * 1000, 4) for b, t in timings.items()},
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, (json.dumps(known, indent=1, sort_keys=True) + "\n").encode())
+    return batch
+
+
+__all__ = [
+    "TOLERANCE",
+    "candidates",
+    "fastest_batch",
+    "machine_key",
+    "measured_forward_batch",
+    "time_batches",
+]
