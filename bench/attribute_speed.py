@@ -6,7 +6,10 @@ one run after a warm-up of each path:
 * *modify*: every image's modified versions made one after the other (the modify stage alone);
 * *forward*: the network stage alone on those versions (preprocess, forward in batches of the
   measured size, φ read at the best cells);
-* *limit*: the slower of the two — a pass that overlaps them perfectly runs at this pace;
+* *limit*: the slower of the two — a pass that overlaps them perfectly runs at this pace, if the
+  stages' work fits the cores side by side; *bound*: the larger of the limit and the two stages'
+  time on one core each, added, over the cores (what the machine can do when both stages would each
+  fill every core);
 * *pass*: the explorer's pass as it runs (the next chunk modified in a worker thread while the
   network runs on this one, forward batches measured per model and machine, 200 bootstrap
   resamples); the issue's bar: pass ≤ 1.15 × limit;
@@ -16,7 +19,10 @@ one run after a warm-up of each path:
 Parity, with the model in float64 on the first 20 images: Φ of the pipelined pass against Φ from
 the loop's φ, and against today's sequential pass (both ≤ 1e-10).
 
-    python -m bench.attribute_speed [--images 200] [--models ID ...]
+With ``--store``: the pass twice over the same images with a fresh version store (the first makes
+and stores the modified versions, the second reads them), beside the forward stage alone.
+
+    python -m bench.attribute_speed [--images 200] [--models ID ...] [--store]
 """
 
 from __future__ import annotations
@@ -24,9 +30,11 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import tempfile
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from PIL import Image
@@ -40,13 +48,15 @@ from explorer.analysis.attributes import (
     image_versions,
 )
 from explorer.analysis.bootstrap import REPLICATES
-from explorer.analysis.passes import run_local
+from explorer.analysis.passes import NETWORK_THREADS, run_local
+from explorer.analysis.version_store import VersionStore
 from explorer.api import Explorer
 from explorer.data.sources import ArraySource
 from explorer.models.batch_size import measured_forward_batch
 from explorer.models.preprocess import preprocess
 
 RESULTS = Path(__file__).parent / "attribute_speed_results.json"
+STORE_RESULTS = Path(__file__).parent / "attribute_store_results.json"
 
 
 def rgb_of(image: np.ndarray) -> np.ndarray:
@@ -95,9 +105,9 @@ def forward_only(model, prepared, chunk: int, rows: int) -> float:
     return time.perf_counter() - started
 
 
-def pipelined(model, images, mods, chunk: int, rows: int, replicates: int):
+def pipelined(model, images, mods, chunk: int, rows: int, replicates: int, store=None):
     """The explorer's pass: the next chunk modified in a worker thread while the network runs."""
-    step = AttributePass(tuple(mods), replicates=replicates, forward_rows=rows)
+    step = AttributePass(tuple(mods), replicates=replicates, forward_rows=rows, store=store)
     source = ArraySource(images, np.zeros(len(images), dtype=np.int64))
     started = time.perf_counter()
     result = global_attributes_finish(model, run_local(step, model, source, chunk), mods, "test")
@@ -134,7 +144,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--models", nargs="*", help="model ids (default: every model)")
+    parser.add_argument(
+        "--store", action="store_true",
+        help="only the pass with a version store: first (modifies and stores) and second (reads)",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.store:
+        return store_passes(args)
     torch.set_num_threads(2)
     explorer = Explorer()
     print(
@@ -150,13 +166,21 @@ def main() -> None:
         model = bundle.model
         images = explorer.dataset(model_id, "test").images[: args.images]
         mods = modification_set(model, "reference", images.shape[1:], feature_grid(model))
-        rows = measured_forward_batch(model, bundle.content_hash, None)
+        rows = measured_forward_batch(model, bundle.content_hash, None, threads=NETWORK_THREADS)
         chunk = max(1, rows // (1 + len(mods)))
         warm = images[: 2 * chunk]
         pipelined(model, warm, mods, chunk, rows, 0)  # warm-up (oneDNN kernels, OpenCV)
         reference_loop(model, warm, mods, jpeg=False)
         prepared, modify_s = modify_only(images, mods)
         forward_s = forward_only(model, prepared, chunk, rows)
+        # both stages on one core each (one torch and one OpenCV thread), for the machine's bound
+        threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
+        torch.set_num_threads(1)
+        cv2.setNumThreads(1)
+        _, modify_one_s = modify_only(images, mods)
+        forward_one_s = forward_only(model, prepared, chunk, rows)
+        torch.set_num_threads(threads)
+        cv2.setNumThreads(cv_threads)
         del prepared
         _, pass_s = pipelined(model, images, mods, chunk, rows, REPLICATES)
         started = time.perf_counter()
@@ -165,7 +189,13 @@ def main() -> None:
         loop_gap, today_gap = float64_parity(model, images[:20], mods, chunk, rows)
         n = len(images)
         limit = max(modify_s, forward_s)
+        cores = torch.get_num_threads()
+        bound = max(limit, (modify_one_s + forward_one_s) / cores)
         row = {
+            "modify_one_core_ms": 1000 * modify_one_s / n,
+            "forward_one_core_ms": 1000 * forward_one_s / n,
+            "bound_ms": 1000 * bound / n,
+            "pass_over_bound": pass_s / bound,
             "forward_rows": rows,
             "modify_ms": 1000 * modify_s / n,
             "forward_ms": 1000 * forward_s / n,
@@ -183,7 +213,52 @@ def main() -> None:
             f"{row['limit_ms']:>8.1f}{row['pass_ms']:>8.1f}{row['pass_over_limit']:>11.2f}"
             f"{row['loop_ms']:>8.1f}{row['speed_up']:>7.2f}×{loop_gap:>11.1e}{today_gap:>11.1e}"
         )
+        print(
+            f"{'':<17}one core each: modify {row['modify_one_core_ms']:.1f}, forward "
+            f"{row['forward_one_core_ms']:.1f}; the {cores} cores' bound max(limit, sum / cores) "
+            f"{row['bound_ms']:.1f}; pass / bound {row['pass_over_bound']:.2f}"
+        )
     RESULTS.write_text(json.dumps(rows_out, indent=2) + "\n")
+
+
+def store_passes(args) -> None:
+    """The pass twice over the same images with a fresh version store: the first modifies and
+    stores every image, the second reads them (what recomputing another split or a retrained
+    model's explanation costs), beside the forward stage alone."""
+    torch.set_num_threads(2)
+    explorer = Explorer()
+    print(f"{'model':<17}{'forward':>9}{'first':>8}{'second':>8}{'second/forward':>16}   (ms/img)")
+    out = {}
+    for model_id in args.models or explorer.model_ids():
+        bundle = explorer.bundle(model_id)
+        model = bundle.model
+        images = explorer.dataset(model_id, "test").images[: args.images]
+        mods = modification_set(model, "reference", images.shape[1:], feature_grid(model))
+        rows = measured_forward_batch(model, bundle.content_hash, None, threads=NETWORK_THREADS)
+        chunk = max(1, rows // (1 + len(mods)))
+        pipelined(model, images[: 2 * chunk], mods, chunk, rows, 0)  # warm-up
+        with tempfile.TemporaryDirectory() as folder:
+            store = VersionStore(folder)
+            first, first_s = pipelined(model, images, mods, chunk, rows, REPLICATES, store)
+            second, second_s = pipelined(model, images, mods, chunk, rows, REPLICATES, store)
+            stored_mb = store.size_bytes() / 1e6
+        assert np.array_equal(first.phi, second.phi), "the stored versions changed Φ"
+        prepared, _ = modify_only(images, mods)
+        forward_s = forward_only(model, prepared, chunk, rows)
+        n = len(images)
+        out[model_id] = {
+            "forward_ms": 1000 * forward_s / n,
+            "first_pass_ms": 1000 * first_s / n,
+            "second_pass_ms": 1000 * second_s / n,
+            "second_over_forward": second_s / forward_s,
+            "stored_mb_per_1000_images": stored_mb / n * 1000,
+        }
+        print(
+            f"{model_id:<17}{1000 * forward_s / n:>9.1f}{1000 * first_s / n:>8.1f}"
+            f"{1000 * second_s / n:>8.1f}{second_s / forward_s:>16.2f}   "
+            f"({stored_mb / n * 1000:.0f} MB per 1,000 images stored)"
+        )
+    STORE_RESULTS.write_text(json.dumps(out, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ from explorer.analysis.attributes import (
 )
 from explorer.analysis.nearest import NearestPass, NearestPatches, nearest_finish, nearest_patches
 from explorer.analysis.packing import AnalysisRun, pack_results
+from explorer.analysis.passes import NETWORK_THREADS
 from explorer.analysis.prototypes import PrototypeView, ShownSource, prototype_view, shown_source
 from explorer.analysis.redundancy import (
     DEFAULT_THRESHOLD,
@@ -935,7 +936,9 @@ class Explorer:
             mods = modification_set(bundle.model, mode, source.image_shape, self._grid(bundle))
             # images per forward measured on this machine (remembered); the next chunk of images is
             # modified while the network runs on this one
-            rows = measured_forward_batch(bundle.model, bundle.content_hash, self.cache_root)
+            rows = measured_forward_batch(
+                bundle.model, bundle.content_hash, self.cache_root, threads=NETWORK_THREADS
+            )
             per_pass = max(1, rows // (1 + len(mods)))
             step = AttributePass(mods, forward_rows=rows, store=self._versions)
             done = run_pass(

@@ -328,13 +328,15 @@ def test_global_intervals_come_from_the_same_pass_and_are_kept(tmp_path, random_
     results = [
         global_attributes(random_model, images, MODS, "test", batch_size=b) for b in (1, 5, 12)
     ]
-    for result in results[1:]:  # each image's resample counts are its own: batches do not matter
+    # each image's resample counts are its own: batches do not matter (up to float32 kernels, which
+    # round differently at other batch sizes: ~1e-5 relative; other counts would move them by %)
+    for result in results[1:]:
         for ours, theirs in zip(result.phi_interval, results[0].phi_interval, strict=True):
-            np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-9)
+            np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-9)
         for ours, theirs in zip(
             result.relative_interval, results[0].relative_interval, strict=True
         ):
-            np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-9)
+            np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-9)
     result = results[-1]
     assert result.has_intervals and result.replicates == 200 and result.confidence == 0.95
     low, high = result.phi_interval

@@ -22,7 +22,13 @@ from explorer.analysis.attributes import (
     global_attributes_finish,
     image_versions,
 )
-from explorer.analysis.passes import PREPARE_THREAD, PassOutcome, prefetched, run_local
+from explorer.analysis.passes import (
+    PREPARE_THREAD,
+    PassOutcome,
+    pass_workers,
+    prefetched,
+    run_local,
+)
 from explorer.analysis.version_store import VersionStore, fingerprint
 from explorer.data.sources import ArraySource
 from explorer.models import batch_size
@@ -56,7 +62,10 @@ def test_the_pipelined_pass_is_bit_identical_to_the_sequential_one(
     step = AttributePass(MODS, forward_rows=forward_rows)
     done = run_local(step, random_model, ArraySource(images, np.zeros(11, np.int64)), chunk)
     piped = global_attributes_finish(random_model, done, MODS, "test")
-    plain = sequential(random_model, images, MODS, chunk, forward_rows)
+    # at the same torch threads as the pipelined pass's network (float32 kernels with another
+    # thread count differ in the last bits, pipelined or not)
+    with pass_workers(step):
+        plain = sequential(random_model, images, MODS, chunk, forward_rows)
     np.testing.assert_array_equal(piped.phi, plain.phi)
     np.testing.assert_array_equal(piped.weight_sum, plain.weight_sum)
     np.testing.assert_array_equal(piped.phi_interval[0], plain.phi_interval[0])
@@ -189,7 +198,7 @@ def test_stored_versions_are_the_made_ones_and_a_second_pass_only_forwards(
         monkeypatch.setattr(type(mod), "apply", lambda self, rgb: calls.append(1) or rgb)
     again = global_attributes_finish(
         random_model,
-        run_local(AttributePass(MODS, store=store), random_model, source, 3),
+        run_local(AttributePass(MODS, store=store), random_model, source, 2),
         MODS,
         "x",
     )
@@ -224,3 +233,32 @@ def test_a_full_store_forgets_the_least_recently_used(tmp_path) -> None:
     VersionStore(str(tmp_path), limit_bytes=store.size_bytes() - one).trim()
     assert store.get(keys[1]) is None  # the oldest unused went first
     assert all(store.get(k) is not None for k in (keys[0], keys[2], keys[3]))
+
+
+def test_a_preparing_pass_runs_one_thread_per_worker_and_restores_the_settings(
+    random_model,
+) -> None:
+    import cv2
+    import torch
+
+    from explorer.analysis.nearest import NearestPass
+
+    seen = []
+
+    class Watching(AttributePass):
+        def map(self, model, prepared, keys):
+            seen.append((torch.get_num_threads(), cv2.getNumThreads()))
+            seen_threads.add(threading.current_thread().name)
+            return super().map(model, prepared, keys)
+
+    seen_threads: set[str] = set()
+    before = torch.get_num_threads(), cv2.getNumThreads()
+    images = colour_images(8, size=16)
+    run_local(Watching(MODS), random_model, ArraySource(images, np.zeros(8, np.int64)), 2)
+    assert seen == [(1, 1)] * 4
+    assert all(name.startswith(PREPARE_THREAD) for name in seen_threads)
+    assert len(seen_threads) <= max(1, before[0])
+    assert (torch.get_num_threads(), cv2.getNumThreads()) == before
+    # a pass that prepares nothing keeps every core for the network
+    nearest = NearestPass(batch_size=2)
+    assert not nearest.prepares and Watching.prepares

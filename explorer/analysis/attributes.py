@@ -404,6 +404,7 @@ class AttributePass:
     timings: dict[str, float] | None = None
     store: VersionStore | None = None
     title: str = "attribute explanation"
+    prepares: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_fingerprint", fingerprint(self.modifications))

@@ -120,6 +120,7 @@ class NearestPass:
     keep_all_scores: bool = False
     batch_size: int = 128
     title: str = "nearest patches"
+    prepares: bool = False
 
     def prepare(self, model: PrototypeModel, image: np.ndarray) -> np.ndarray:
         return image  # the network's input is made in one piece per chunk (map)

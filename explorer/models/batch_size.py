@@ -27,8 +27,9 @@ from explorer.models.base import PrototypeModel, model_device
 from explorer.models.preprocess import forward_batch_size
 
 TOLERANCE = 0.05
-MIN_SECONDS = 0.15  # per candidate, after one warm-up forward
-MIN_REPEATS = 2
+MIN_SECONDS = 0.3  # per candidate, after one warm-up forward, in ROUNDS rounds
+ROUNDS = 3
+MIN_REPEATS = 1
 STORE_NAME = "forward_batch.json"
 
 
@@ -66,11 +67,14 @@ def time_batches(
     for size in sizes:
         x = model.preprocess(list(rng.integers(0, 256, (size, *shape), dtype=np.uint8))).to(device)
         model(x)  # warm-up: kernels chosen, memory allocated
-        repeats, start = 0, clock()
-        while repeats < MIN_REPEATS or clock() - start < MIN_SECONDS:
-            model(x)
-            repeats += 1
-        result[size] = (clock() - start) / (repeats * size)
+        rounds = []  # the fastest of a few short rounds: a busy neighbour slows a round, never speeds it
+        for _ in range(ROUNDS):
+            repeats, start = 0, clock()
+            while repeats < MIN_REPEATS or clock() - start < MIN_SECONDS / ROUNDS:
+                model(x)
+                repeats += 1
+            rounds.append((clock() - start) / (repeats * size))
+        result[size] = min(rounds)
     return result
 
 
@@ -91,10 +95,26 @@ def machine_key(model: PrototypeModel) -> str:
 
 
 def measured_forward_batch(
-    model: PrototypeModel, content_hash: str, store_dir: str | Path | None
+    model: PrototypeModel,
+    content_hash: str,
+    store_dir: str | Path | None,
+    threads: int | None = None,
 ) -> int:
     """The forward batch for ``model`` on this machine: remembered under ``store_dir`` (the user's
-    cache; ``None``: measured every time), else measured now and remembered."""
+    cache; ``None``: measured every time), else measured now and remembered. ``threads``: the torch
+    threads the pass will run with (default: the current number), set while measuring."""
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _measured_forward_batch(model, content_hash, store_dir)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _measured_forward_batch(
+    model: PrototypeModel, content_hash: str, store_dir: str | Path | None
+) -> int:
     key = f"{content_hash} | {machine_key(model)}"
     path = Path(store_dir) / STORE_NAME if store_dir is not None else None
     known: dict[str, dict] = {}
