@@ -56,7 +56,7 @@ from explorer.analysis.redundancy import (
 from explorer.analysis.version_store import VersionStore
 from explorer.analysis.whatif import WhatIf, disabled_weight, what_if
 from explorer.cache import AnalysisCache, default_cache_dir, default_models_dir
-from explorer.data import DATASETS, ImageSet, load_split, parse_data_seed, split_source
+from explorer.data import ImageSet, is_image_folder, load_split, split_source
 from explorer.data.sources import ArraySource, ImageSource
 from explorer.engines import ENGINES, run_pass
 from explorer.errors import CheckpointError, ExplorerError, UnknownModelError
@@ -646,7 +646,7 @@ class Explorer:
         """Where the global passes read a split: an ImageFolder file by file, a named data set
         from memory."""
         name = bundle.spec.dataset.get("name")
-        if name and Path(name).is_dir() and parse_data_seed(name)[0] not in DATASETS:
+        if name and is_image_folder(name):
             try:
                 return split_source(name, split, bundle.spec.input_size)
             except ExplorerError as error:

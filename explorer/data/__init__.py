@@ -54,10 +54,15 @@ def load_split(name: str, split: str, size: tuple[int, int] | None = None) -> Im
     )
 
 
+def is_image_folder(name: str) -> bool:
+    """Whether a data set name is an ImageFolder path (not a named or generated data set)."""
+    return parse_data_seed(name)[0] not in DATASETS and Path(name).is_dir()
+
+
 def split_source(name: str, split: str, size: tuple[int, int] | None = None) -> ImageSource:
     """Where a global pass reads a split: an ImageFolder file by file (unreadable files skipped and
     named by every engine alike), a named data set from memory (:mod:`explorer.data.sources`)."""
-    if parse_data_seed(name)[0] not in DATASETS and Path(name).is_dir():
+    if is_image_folder(name):
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', not {split!r}")
         return FolderSource.list(name, split, size or (224, 224))
@@ -102,6 +107,7 @@ __all__ = [
     "GENERATED",
     "ImageSet",
     "ImageSource",
+    "is_image_folder",
     "load_split",
     "parse_data_seed",
     "split_source",
