@@ -140,6 +140,19 @@ def float64_parity(model, images, mods, chunk: int, rows: int) -> tuple[float, f
     return float(np.abs(piped.phi - loop).max()), float(np.abs(piped.phi - today.phi).max())
 
 
+def model_setup(explorer: Explorer, model_id: str, count: int):
+    """A model's network, its first ``count`` test images, the reference set, the measured forward
+    batch and the pass's chunk, after a warm-up pass (oneDNN kernels, OpenCV)."""
+    bundle = explorer.bundle(model_id)
+    model = bundle.model
+    images = explorer.dataset(model_id, "test").images[:count]
+    mods = modification_set(model, "reference", images.shape[1:], feature_grid(model))
+    rows = measured_forward_batch(model, bundle.content_hash, None, threads=NETWORK_THREADS)
+    chunk = max(1, rows // (1 + len(mods)))
+    pipelined(model, images[: 2 * chunk], mods, chunk, rows, REPLICATES)  # scipy imported too
+    return model, images, mods, rows, chunk
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--images", type=int, default=200)
@@ -162,15 +175,8 @@ def main() -> None:
     )
     rows_out = {}
     for model_id in args.models or explorer.model_ids():
-        bundle = explorer.bundle(model_id)
-        model = bundle.model
-        images = explorer.dataset(model_id, "test").images[: args.images]
-        mods = modification_set(model, "reference", images.shape[1:], feature_grid(model))
-        rows = measured_forward_batch(model, bundle.content_hash, None, threads=NETWORK_THREADS)
-        chunk = max(1, rows // (1 + len(mods)))
-        warm = images[: 2 * chunk]
-        pipelined(model, warm, mods, chunk, rows, 0)  # warm-up (oneDNN kernels, OpenCV)
-        reference_loop(model, warm, mods, jpeg=False)
+        model, images, mods, rows, chunk = model_setup(explorer, model_id, args.images)
+        reference_loop(model, images[: 2 * chunk], mods, jpeg=False)  # warm-up
         prepared, modify_s = modify_only(images, mods)
         forward_s = forward_only(model, prepared, chunk, rows)
         # both stages on one core each (one torch and one OpenCV thread), for the machine's bound
@@ -230,13 +236,7 @@ def store_passes(args) -> None:
     print(f"{'model':<17}{'forward':>9}{'first':>8}{'second':>8}{'second/forward':>16}   (ms/img)")
     out = {}
     for model_id in args.models or explorer.model_ids():
-        bundle = explorer.bundle(model_id)
-        model = bundle.model
-        images = explorer.dataset(model_id, "test").images[: args.images]
-        mods = modification_set(model, "reference", images.shape[1:], feature_grid(model))
-        rows = measured_forward_batch(model, bundle.content_hash, None, threads=NETWORK_THREADS)
-        chunk = max(1, rows // (1 + len(mods)))
-        pipelined(model, images[: 2 * chunk], mods, chunk, rows, 0)  # warm-up
+        model, images, mods, rows, chunk = model_setup(explorer, model_id, args.images)
         with tempfile.TemporaryDirectory() as folder:
             store = VersionStore(folder)
             first, first_s = pipelined(model, images, mods, chunk, rows, REPLICATES, store)

@@ -56,7 +56,7 @@ def passes(bundle, images: np.ndarray, labels: np.ndarray, attribute_images: int
     attribute_source = ArraySource(images[:attribute_images], labels[:attribute_images])
     return {
         "nearest patches": (
-            NearestPass(keep_all_scores=True, batch_size=batch),
+            NearestPass(keep_all_scores=True),
             nearest_source,
             batch,
             lambda done: nearest_finish(bundle.model, done, nearest_source, "x", True),

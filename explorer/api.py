@@ -56,8 +56,8 @@ from explorer.analysis.redundancy import (
 from explorer.analysis.version_store import VersionStore
 from explorer.analysis.whatif import WhatIf, disabled_weight, what_if
 from explorer.cache import AnalysisCache, default_cache_dir, default_models_dir
-from explorer.data import ImageSet, is_image_folder, load_split, split_source
-from explorer.data.sources import ArraySource, ImageSource
+from explorer.data import ImageSet, load_split, split_source
+from explorer.data.sources import ImageSource
 from explorer.engines import ENGINES, run_pass
 from explorer.errors import CheckpointError, ExplorerError, UnknownModelError
 from explorer.folder_analyses import (
@@ -645,23 +645,19 @@ class Explorer:
     def _source(self, bundle: ModelBundle, split: str) -> ImageSource:
         """Where the global passes read a split: an ImageFolder file by file, a named data set
         from memory."""
-        name = bundle.spec.dataset.get("name")
-        if name and is_image_folder(name):
-            try:
-                return split_source(name, split, bundle.spec.input_size)
-            except ExplorerError as error:
-                raise ExplorerError(
-                    f"this analysis of '{bundle.spec.model_id}' needs its {split} split: {error}"
-                ) from None
-        data = self._dataset(bundle, split)
-        return ArraySource(data.images, data.labels)
+        return self._read_split(bundle, split, split_source)
 
     def _dataset(self, bundle: ModelBundle, split: str) -> ImageSet:
+        return self._read_split(bundle, split, load_split)
+
+    def _read_split(self, bundle: ModelBundle, split: str, read: Callable[..., Any]) -> Any:
+        """``read(name, split, input size)`` of the model's data set, its errors in one line
+        naming the model."""
         name = bundle.spec.dataset.get("name")
         if not name:
             raise ExplorerError(f"{bundle.spec.model_id}: spec.json does not name its data set")
         try:
-            return load_split(name, split, bundle.spec.input_size)
+            return read(name, split, bundle.spec.input_size)
         except ExplorerError as error:
             raise ExplorerError(
                 f"this analysis of '{bundle.spec.model_id}' needs its {split} split: {error}"
@@ -736,7 +732,7 @@ class Explorer:
             source = self._source(bundle, split)
             batch = forward_batch_size(bundle.spec)
             keep = split == "test"
-            step = NearestPass(keep_all_scores=keep, batch_size=batch)
+            step = NearestPass(keep_all_scores=keep)
             done = run_pass(
                 engine, step, bundle.model, bundle.folder, source, batch_size=batch,
                 progress=progress, workers=workers, address=address,

@@ -109,7 +109,7 @@ def test_the_ray_engine_gives_the_in_process_result_on_a_shipped_test_split(loca
     data = explorer.dataset("synthetic", "test")
     source = ArraySource(data.images, data.labels)
     # nearest patches with every image's scores
-    done = both_engines(NearestPass(keep_all_scores=True, batch_size=100), bundle, source, 100)
+    done = both_engines(NearestPass(keep_all_scores=True), bundle, source, 100)
     local, remote = (nearest_finish(bundle.model, d, source, "test", True) for d in done)
     for name in ("images", "cells", "boxes", "labels", "pixels"):
         np.testing.assert_array_equal(getattr(remote, name), getattr(local, name))
@@ -146,7 +146,7 @@ def test_an_unreadable_image_is_named_and_skipped_alike_on_both_engines(
     broken = root / "test" / listing.paths[5]
     broken.write_bytes(b"not an image at all")
     source = FolderSource.list(root, "test", bundle.spec.input_size)
-    done = both_engines(NearestPass(keep_all_scores=True, batch_size=3), bundle, source, 3)
+    done = both_engines(NearestPass(keep_all_scores=True), bundle, source, 3)
     for outcome in done:
         assert len(outcome.failures) == 1
         path, reason = outcome.failures[0]

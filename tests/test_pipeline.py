@@ -260,5 +260,5 @@ def test_a_preparing_pass_runs_one_thread_per_worker_and_restores_the_settings(
     assert len(seen_threads) <= max(1, before[0])
     assert (torch.get_num_threads(), cv2.getNumThreads()) == before
     # a pass that prepares nothing keeps every core for the network
-    nearest = NearestPass(batch_size=2)
+    nearest = NearestPass()
     assert not nearest.prepares and Watching.prepares

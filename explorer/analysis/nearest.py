@@ -113,12 +113,10 @@ class NearestPass:
     Attributes:
         k: patches per prototype.
         keep_all_scores: keep every image's ``[P]`` scores (the test split's what-if analyses).
-        batch_size: images per forward pass inside one map call (an engine may hand it more).
     """
 
     k: int = DEFAULT_K
     keep_all_scores: bool = False
-    batch_size: int = 128
     title: str = "nearest patches"
     prepares: bool = False
 
@@ -126,15 +124,8 @@ class NearestPass:
         return image  # the network's input is made in one piece per chunk (map)
 
     def map(self, model: PrototypeModel, images: list[np.ndarray], keys: np.ndarray) -> Partial:
-        partial: Partial | None = None
-        for start in range(0, len(keys), self.batch_size):
-            x = model.preprocess(images[start : start + self.batch_size])
-            part = nearest_map(
-                model, x, keys[start : start + self.batch_size], self.k, self.keep_all_scores
-            )
-            partial = part if partial is None else self.combine(partial, part)
-        assert partial is not None
-        return partial
+        """One forward pass over the chunk (the engine's chunk is the forward batch)."""
+        return nearest_map(model, model.preprocess(images), keys, self.k, self.keep_all_scores)
 
     def combine(self, a: Partial, b: Partial) -> Partial:
         return nearest_combine(a, b, self.k)
@@ -310,7 +301,7 @@ def nearest_patches(
         progress: wraps the batch iterator (e.g. ``tqdm`` or ``gr.Progress().tqdm``).
     """
     source = ArraySource(np.asarray(images), np.asarray(labels))
-    step = NearestPass(k, keep_all_scores, batch_size)
+    step = NearestPass(k, keep_all_scores)
     done = run_local(step, model, source, batch_size, progress)
     return nearest_finish(model, done, source, split, keep_all_scores)
 

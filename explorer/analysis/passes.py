@@ -177,16 +177,15 @@ def map_keys(
     chunks = (keys[start : start + chunk] for start in starts)
     partial: Partial | None = None
     with pass_workers(step) as workers:
-        if workers:
-            mapped = prefetched(
+        if workers:  # each worker prepares and maps whole chunks
+            stream = prefetched(
                 chunks,
                 lambda part: map_prepared(step, model, prepare_keys(step, model, source, part)),
                 ahead=2 * workers,
                 workers=workers,
             )
-        else:
-            prepared = prefetched(chunks, lambda part: prepare_keys(step, model, source, part))
-        stream = mapped if workers else prepared
+        else:  # a helper thread prepares, the network runs here
+            stream = prefetched(chunks, lambda part: prepare_keys(step, model, source, part))
         try:
             for _ in progress(starts):  # a sized range, so that progress bars know the total
                 item = next(stream)
