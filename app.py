@@ -1,5 +1,5 @@
 """Start the explorer: ``python app.py [--model ID] [--port N] [--host ADDR] [--models DIR ...]
-[--auth FILE]``."""
+[--auth FILE] [--device auto|cpu|cuda|cuda:N]``."""
 
 from __future__ import annotations
 
@@ -49,15 +49,26 @@ parser.add_argument(
     help="require a login from the users in this file (python -m explorer users add NAME --file "
     "FILE); labels are then attributed to the logged-in user",
 )
+parser.add_argument(
+    "--device",
+    default=os.environ.get("EXPLORER_DEVICE", "auto"),
+    help="where the networks run: auto (a CUDA GPU when there is one, else the CPU), cpu, cuda or "
+    "cuda:N",
+)
 args = parser.parse_args()
 # warnings (e.g. a model folder skipped because its spec.json cannot be read) go to stderr
 logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 try:
     # the models the app itself made (retrains) are served again after a restart
-    explorer = Explorer([WEIGHTS_DIR, default_models_dir(), *args.models], default_model=args.model)
+    explorer = Explorer(
+        [WEIGHTS_DIR, default_models_dir(), *args.models],
+        default_model=args.model,
+        device=args.device,
+    )
     credentials = Credentials.load(args.auth) if args.auth else None
     # Building the app loads the default model (weights, examples): a bad one ends here too, as
     # does a port already in use (OSError), with one line instead of a traceback.
     launch(explorer, host=args.host, port=args.port, credentials=credentials)
-except (ExplorerError, OSError) as error:
-    sys.exit(f"error: {error}")
+except (ExplorerError, OSError) as error:  # one line, status 2 (as the CLI's bad input)
+    print(f"error: {error}", file=sys.stderr)
+    sys.exit(2)

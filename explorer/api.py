@@ -73,6 +73,7 @@ from explorer.models.base import CAPABILITIES, not_applicable_line
 from explorer.models.batch_size import measured_forward_batch
 from explorer.models.card import model_card_markdown
 from explorer.models.checkpoint import SPEC_FILE, ModelBundle, example_class, load_model, read_png
+from explorer.models.device import AUTO, resolve_device
 from explorer.models.preprocess import forward_batch_size
 from explorer.result_store import ResultStore, StoredResult
 from explorer.spec import ModelSpec
@@ -311,20 +312,28 @@ class Explorer:
         cache_root: str | Path | None = None,
         label_path: str | Path | None = None,
         models_out: str | Path | None = None,
+        device: str | torch.device | None = AUTO,
     ) -> None:
         """Registers the model folders in ``model_dirs`` (each a model folder or a folder of them;
         one path alone is one folder); paths may be ``str`` or ``Path``.
+
+        ``device`` is where the networks run (``auto``: the first CUDA GPU when there is one, else
+        the CPU; ``cpu``; ``cuda``; ``cuda:N``): models are loaded onto it, training, global passes
+        and explanations run there, and every result is returned on the CPU as before.
 
         A model folder inside a folder of folders whose ``spec.json`` cannot be read is skipped with
         a warning (see :attr:`skipped_folders`); a model folder named directly must be readable.
 
         Raises:
+            DeviceError: ``device`` is not a device, or names a GPU this machine lacks.
             CheckpointError: a model folder named directly has a bad ``spec.json``.
             UnknownModelError: ``default_model`` is not among the registered models.
 
         ``models_out`` is where background retrains (:meth:`start_retrain`) write their model
         folders (default :func:`~explorer.cache.default_models_dir`).
         """
+        self.device = resolve_device(device)
+        """Where the networks run (see :mod:`explorer.models.device`)."""
         self._folders: dict[str, Path] = {}
         self._loaded: OrderedDict[str, ModelBundle] = OrderedDict()
         self._max_loaded = max_loaded
@@ -406,7 +415,7 @@ class Explorer:
     def add_model_folder(self, folder: str | Path) -> ModelInfo:
         """Registers (and validates by loading) a user's model folder; returns its info."""
         folder = Path(folder).expanduser().resolve()
-        bundle = load_model(folder)
+        bundle = load_model(folder, self.device)
         info = self._register(folder)
         with self._lock:
             self._loaded[info.model_id] = bundle
@@ -441,7 +450,7 @@ class Explorer:
             if model_id in self._loaded:
                 self._loaded.move_to_end(model_id)
                 return self._loaded[model_id]
-            bundle = load_model(folder)
+            bundle = load_model(folder, self.device)
             if bundle.spec.model_id != model_id:
                 raise CheckpointError(
                     f"{model_id}: spec.json changed since the model was registered"
@@ -502,8 +511,12 @@ class Explorer:
             bundle = self.bundle(model_id)
             model = bundle.model
             test = self._nearest(bundle, "test")
-            weights = model.class_weights.detach().double().numpy()
-            bias = None if model.class_bias is None else model.class_bias.detach().double().numpy()
+            weights = model.class_weights.detach().double().cpu().numpy()
+            bias = (
+                None
+                if model.class_bias is None
+                else model.class_bias.detach().double().cpu().numpy()
+            )
             scores = test.all_scores.astype(np.float64)
             adding, needed, predicted = evidence_per_decision(scores, weights, bias)
             report = self.redundancy(model_id)
@@ -1376,7 +1389,7 @@ class Explorer:
     @staticmethod
     def _weight(bundle: ModelBundle) -> np.ndarray:
         """``[C, P]`` the last-layer weight in float64."""
-        return bundle.model.last_layer_weight.detach().numpy().astype(np.float64)
+        return bundle.model.last_layer_weight.detach().cpu().numpy().astype(np.float64)
 
     def what_if(
         self,
@@ -1492,7 +1505,7 @@ class Explorer:
         bundle = self.bundle(model_id)
         acts = self._activations(bundle, load_image(image))
         predicted = acts.predicted
-        weight = bundle.model.last_layer_weight.detach().numpy()
+        weight = bundle.model.last_layer_weight.detach().cpu().numpy()
         evidence = tuple(
             PrototypeEvidence(
                 prototype=int(j),
@@ -1557,7 +1570,8 @@ class Explorer:
 
         config = _train_config(preset, data, model_id, backbone, input_size, overrides, data_seed)
         folder = Path(out or Path("weights") / config.model_id)
-        (train_pipnet if isinstance(config, PIPNetConfig) else train)(config, folder)
+        trainer = train_pipnet if isinstance(config, PIPNetConfig) else train
+        trainer(config, folder, device=self.device)
         return self._register(folder)
 
     # --- retraining from labels (ProtoPDebug) -------------------------------------------------
@@ -1721,7 +1735,7 @@ class Explorer:
         command = [
             *nice, sys.executable, "-m", "explorer", "debug",
             "--model", str(self._folders[model_id].resolve()), "--out", str(out.resolve()),
-            "--model-id", new_id, "--progress-json",
+            "--model-id", new_id, "--progress-json", "--device", str(self.device),
             *(["--threads", str(threads)] if threads else []),
         ]  # fmt: skip
         for name, value in settings.items():
@@ -1838,7 +1852,8 @@ class Explorer:
 
         report = import_checkpoint_file(
             checkpoint, out, format=format, data=data, push_dir=push_dir,
-            class_names=class_names, model_id=model_id, class_identity=class_identity, **options,
+            class_names=class_names, model_id=model_id, class_identity=class_identity,
+            device=self.device, **options,
         )  # fmt: skip
         self.add_model_folder(report.folder)
         if not self.default_model:  # an explorer that had no model opens the imported one

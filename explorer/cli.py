@@ -47,7 +47,7 @@ def _explorer(args: argparse.Namespace) -> tuple[Explorer, str | None]:
     for folder in extra:
         if not Path(folder).is_dir():
             raise ExplorerError(f"--models {folder}: no such folder")
-    explorer = Explorer([WEIGHTS_DIR, *extra])
+    explorer = Explorer([WEIGHTS_DIR, *extra], device=args.device)
     return explorer, _model_id(explorer, getattr(args, "model", None))
 
 
@@ -61,7 +61,7 @@ def _model_id(explorer: Explorer, model: str | None) -> str | None:
 def _train(args: argparse.Namespace) -> int:
     from explorer import Explorer
 
-    info = Explorer(model_dirs=()).train(
+    info = Explorer(model_dirs=(), device=args.device).train(
         args.out,
         preset=args.preset,
         data=args.data,
@@ -234,7 +234,7 @@ def _sheet(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    explorer, _ = _explorer(argparse.Namespace(models=args.models))
+    explorer, _ = _explorer(argparse.Namespace(models=args.models, device=args.device))
     columns = explorer.compare_models(args.model)
     if args.markdown:
         print(explorer.comparison_markdown(columns))
@@ -322,7 +322,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _labels(args: argparse.Namespace) -> int:
     from explorer import Explorer
 
-    explorer = Explorer()
+    explorer = Explorer(device=args.device)
     store = str(explorer.labels_path)
     if args.action == "import":
         imported = explorer.import_labels(args.path)  # no login here: every event counts as it was
@@ -381,7 +381,7 @@ def _import(args: argparse.Namespace) -> int:
         if class_names:
             raise ExplorerError("give the class names once: --classes FILE or --class-names")
         class_names = _class_names_file(Path(args.classes))
-    report = Explorer().import_checkpoint(
+    report = Explorer(device=args.device).import_checkpoint(
         args.checkpoint, args.out, format=args.format, data=args.data, push_dir=args.push_dir,
         class_names=class_names, model_id=args.model_id, class_identity=args.class_identity,
         **({"input_size": args.input_size} if args.input_size else {}),
@@ -445,15 +445,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m explorer", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     commands = parser.add_subparsers(dest="command", required=True)
+    # every command that runs a network runs it where --device says
+    on_device = argparse.ArgumentParser(add_help=False)
+    on_device.add_argument(
+        "--device", default=os.environ.get("EXPLORER_DEVICE", "auto"), metavar="DEVICE",
+        help="where the networks run: auto (a CUDA GPU when there is one, else the CPU), cpu, "
+        "cuda or cuda:N (default: $EXPLORER_DEVICE, else auto)",
+    )  # fmt: skip
     # every command that uses models also sees the user's own model folders
-    with_models = argparse.ArgumentParser(add_help=False)
+    with_models = argparse.ArgumentParser(add_help=False, parents=[on_device])
     with_models.add_argument(
         "--models", action="append", default=[], metavar="DIR",
         help="an extra model folder, or a folder of them (repeat for more)",
     )  # fmt: skip
 
     train = commands.add_parser(
-        "train", help="train a ProtoPNet (a shipped preset or your ImageFolder)"
+        "train",
+        parents=[on_device],
+        help="train a ProtoPNet (a shipped preset or your ImageFolder)",
     )
     train.add_argument("--preset", choices=PRESET_NAMES)
     train.add_argument("--data", help="ImageFolder root with train/<class>/ and test/<class>/")
@@ -628,7 +637,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--markdown", action="store_true", help="print the table, not the JSON")
     evaluate.set_defaults(run=_evaluate)
 
-    labels = commands.add_parser("labels", help="export or import prototype labels")
+    labels = commands.add_parser(
+        "labels", parents=[on_device], help="export or import prototype labels"
+    )
     labels.add_argument("action", choices=["export", "import"])
     labels.add_argument("path", help="file to write or read (a folder for --format protopdebug)")
     labels.add_argument("--model", help="only this model's labels (required for protopdebug)")
@@ -702,6 +713,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     imports = commands.add_parser(
         "import",
+        parents=[on_device],
         help="import an original ProtoPNet, CaBRNet or PIP-Net checkpoint into a model folder (runs "
         "nothing from the file)",
     )

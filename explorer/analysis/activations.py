@@ -139,11 +139,11 @@ def model_activations(
     bias = model.class_bias
     return image_activations(
         output,
-        model.class_weights.detach().numpy() if weight is None else weight,
+        model.class_weights.detach().cpu().numpy() if weight is None else weight,
         model.prototype_classes,
         input_size,
         index=index,
         presence_threshold=model.presence_threshold,
-        bias=None if bias is None else bias.detach().numpy(),
+        bias=None if bias is None else bias.detach().cpu().numpy(),
         score_name=model.score_name,
     )

@@ -8,6 +8,7 @@ import torch
 
 from explorer.analysis.modifications import Modification, disentangled_set, reference_set
 from explorer.models.base import PrototypeModel
+from explorer.models.device import model_device
 
 MODES = ("reference", "disentangled")
 
@@ -28,7 +29,7 @@ def attributes_cache_name(mode: str, split: str) -> str:
 def feature_grid(model: PrototypeModel) -> tuple[int, int]:
     """``(h, w)`` of the model's feature map (one forward pass of a blank input)."""
     height, width = model.spec.input_size
-    blank = torch.zeros(1, model.spec.channels, height, width)
+    blank = torch.zeros(1, model.spec.channels, height, width, device=model_device(model))
     with torch.inference_mode():
         maps = model(blank).similarity_maps
     return int(maps.shape[-2]), int(maps.shape[-1])

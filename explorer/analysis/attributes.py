@@ -50,7 +50,9 @@ from explorer.analysis.passes import Partial, PassOutcome, run_local
 from explorer.analysis.version_store import VersionStore, fingerprint
 from explorer.data.sources import ArraySource
 from explorer.images import as_rgb
-from explorer.models.base import PrototypeModel, model_device
+from explorer.models.base import PrototypeModel
+from explorer.models.device import model_device
+from explorer.models.preprocess import preprocess
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +269,8 @@ def forward_versions(
     grey = np.array([p.grey for p in prepared], dtype=bool)
 
     start = time.perf_counter()
-    x = model.preprocess([v for p in prepared for v in p.versions])  # originals at multiples of 1+M
+    # on the CPU (only the rows sent travel to the device); originals at multiples of 1+M
+    x = preprocess([v for p in prepared for v in p.versions], model.spec)
     if reuse_unchanged:
         grouped = x.view(num, versions_per_image, *x.shape[1:])  # [B, 1+M, C, H, W]
         changed = (grouped[:, 1:] != grouped[:, :1]).flatten(2).any(dim=2)  # [B, M]

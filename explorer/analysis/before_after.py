@@ -132,7 +132,7 @@ def predictions(model: PrototypeModel, images: np.ndarray) -> np.ndarray:
     model.eval()
     size = forward_batch_size(model.spec)
     out = [
-        model(model.preprocess(images[start : start + size])).logits.argmax(1).numpy()
+        model(model.preprocess(images[start : start + size])).logits.argmax(1).cpu().numpy()
         for start in range(0, len(images), size)
     ]
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
@@ -144,7 +144,7 @@ def cut_out_scores(model: PrototypeModel, cut_outs: Sequence[CutOut]) -> np.ndar
     if not cut_outs:
         return np.zeros((0, model.num_prototypes))
     canvases = [c.on_canvas(model.spec.input_size) for c in cut_outs]
-    return model(model.preprocess(canvases)).scores.double().numpy()
+    return model(model.preprocess(canvases)).scores.double().cpu().numpy()
 
 
 def _source(bundle: ModelBundle, j: int) -> tuple[int, int, int] | None:
@@ -155,7 +155,7 @@ def _source(bundle: ModelBundle, j: int) -> tuple[int, int, int] | None:
 
 
 def _own_weight(model: PrototypeModel) -> np.ndarray:
-    weight = model.class_weights.detach().double().numpy()  # [C, P]
+    weight = model.class_weights.detach().double().cpu().numpy()  # [C, P]
     classes = np.asarray(model.spec.prototype_classes)
     return weight[classes, np.arange(len(classes))]
 

@@ -125,12 +125,12 @@ def explain_image(
     x = model.preprocess([rgb])
     with torch.inference_mode():
         output = model(x)
-    weight = model.class_weights.detach().numpy()
+    weight = model.class_weights.detach().cpu().numpy()
     trained = None
     if disabled:
         trained = model_activations(model, output, bundle.spec.input_size)
         weight = disabled_weight(weight, disabled).astype(weight.dtype)
-        logits = output.scores @ torch.from_numpy(weight).t()
+        logits = output.scores @ torch.from_numpy(weight).to(output.scores.device).t()
         if model.class_bias is not None:
             logits = logits + model.class_bias.detach()
         output = replace(output, logits=logits)

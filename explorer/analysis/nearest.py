@@ -49,11 +49,11 @@ def nearest_map(
         ``row_scores [B, P]``; else those two empty.
     """
     output = model(x)
-    maps = output.similarity_maps.float()  # [B, P, h, w]
+    maps = output.similarity_maps.float().cpu()  # [B, P, h, w]
     flat = maps.flatten(2).argmax(dim=2)  # [B, P]
     width = maps.shape[-1]
     cells = torch.stack([flat // width, flat % width], dim=-1).numpy()
-    scores = output.scores.float().numpy()  # [B, P]
+    scores = output.scores.float().cpu().numpy()  # [B, P]
     indices = np.asarray(indices, dtype=np.int64)
     partial = _top(
         index=np.broadcast_to(indices[None, :], scores.T.shape),

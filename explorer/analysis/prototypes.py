@@ -111,14 +111,14 @@ def prototype_view(
         )
     record, source, shown_by = shown.record, shown.image, shown.shown_by
     with torch.inference_mode():
-        maps = model(model.preprocess([source])).similarity_maps[0, prototype].numpy()
+        maps = model(model.preprocess([source])).similarity_maps[0, prototype].cpu().numpy()
     return PrototypeView(
         index=prototype,
         class_index=int(model.prototype_classes[prototype]),
         record=record,
         source=source,
         self_activation=upsample_map(maps, bundle.spec.input_size),
-        weights=model.class_weights[:, prototype].detach().numpy().copy(),
+        weights=model.class_weights[:, prototype].detach().cpu().numpy().copy(),
         nearest=nearest,
         shown_by=shown_by,
         score_name=model.score_name,

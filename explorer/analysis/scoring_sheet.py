@@ -79,9 +79,9 @@ def scoring_sheet(
     model: PrototypeModel, model_id: str, class_names: tuple[str, ...]
 ) -> ScoringSheet:
     """The sheet of a model's last layer (exact: the weights the forward uses)."""
-    weights = model.class_weights.detach().double().numpy().copy()
+    weights = model.class_weights.detach().double().cpu().numpy().copy()
     bias = model.class_bias
-    biases = np.zeros(len(weights)) if bias is None else bias.detach().double().numpy()
+    biases = np.zeros(len(weights)) if bias is None else bias.detach().double().cpu().numpy()
     rows = []
     for c, name in enumerate(class_names):
         order = np.flatnonzero(weights[c])

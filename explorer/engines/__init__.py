@@ -19,6 +19,7 @@ from pathlib import Path
 from explorer.analysis.passes import GlobalPass, PassOutcome, run_local
 from explorer.data.sources import ImageSource
 from explorer.models.base import PrototypeModel
+from explorer.models.device import model_device
 
 
 def _local(
@@ -48,7 +49,7 @@ def _ray(
 
     return ray_run(
         step, folder, source, batch_size=batch_size, workers=workers, address=address,
-        progress=progress,
+        progress=progress, device=model_device(model).type,
     )  # fmt: skip
 
 

@@ -67,7 +67,13 @@ class PassActor:
     chunks prepared ahead of the network as in process, :func:`explorer.analysis.passes.map_keys`)."""
 
     def __init__(
-        self, folder: str, step: GlobalPass, source: object, chunk: int, threads: int
+        self,
+        folder: str,
+        step: GlobalPass,
+        source: object,
+        chunk: int,
+        threads: int,
+        device: str = "cpu",
     ) -> None:
         import ray
         import torch
@@ -75,7 +81,8 @@ class PassActor:
         from explorer.models.checkpoint import load_model
 
         torch.set_num_threads(threads)
-        self.model = load_model(folder).model.eval()
+        # on a GPU actor Ray has set CUDA_VISIBLE_DEVICES to the GPU it was given: "cuda" is that one
+        self.model = load_model(folder, device).model.eval()
         self.step = step
         # a split in memory arrives as a reference to the object store (Ray Data does not resolve
         # constructor arguments): read-only, without a copy on each node
@@ -126,6 +133,7 @@ def ray_run(
     address: str | None = None,
     progress: Callable[[Iterable], Iterable] = lambda it: it,
     times: list[BlockTime] | None = None,
+    device: str = "cpu",
 ) -> PassOutcome:
     """Runs a pass's map and combine on Ray Data; the caller finishes it as in process.
 
@@ -139,6 +147,8 @@ def ray_run(
             of this machine for a local Ray).
         address: a cluster to join; ``None`` starts (and stops) a local Ray.
         times: if a list, one :class:`BlockTime` per block is appended (benchmarks).
+        device: ``cpu``, or ``cuda``: then each actor asks Ray for one GPU (and one CPU), and there
+            are at most as many actors as the cluster has GPUs.
     """
     ray = _ray()
     if len(source) == 0:
@@ -157,6 +167,15 @@ def ray_run(
     try:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         actors = max(1, min(workers or cpus, cpus))  # one CPU (one torch thread) each
+        on_gpu = device.startswith("cuda")
+        if on_gpu:
+            gpus = int(ray.cluster_resources().get("GPU", 0))
+            if gpus == 0:
+                raise ExplorerError(
+                    f"the {step.title} pass was asked to run on {device}, but the Ray cluster "
+                    "has no GPU: start its nodes with GPUs, or use --device cpu"
+                )
+            actors = min(actors, gpus)
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
@@ -168,11 +187,19 @@ def ray_run(
         shipped = ray.put(source.images) if isinstance(source, ArraySource) else source
         mapped = dataset.map_batches(
             PassActor,
-            fn_constructor_args=(str(folder), step, shipped, batch_size, 1),
+            fn_constructor_args=(
+                str(folder),
+                step,
+                shipped,
+                batch_size,
+                1,
+                "cuda" if on_gpu else "cpu",
+            ),
             batch_size=block,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=actors),
             num_cpus=1,  # Ray Data restarts an actor that dies and retries its block
+            **({"num_gpus": 1} if on_gpu else {}),
         )
         try:
             for row in progress(mapped.iter_rows()):

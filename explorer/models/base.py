@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from explorer.errors import ExplorerError
+from explorer.models.device import model_device
 from explorer.models.preprocess import preprocess
 from explorer.spec import ModelSpec
 from explorer.types import ModelOutput
@@ -82,7 +83,8 @@ class PrototypeModel(Protocol):
     log-similarity at the nearest cell), ``presence`` (PIP-Net's max-pooled softmax, in [0, 1])."""
 
     def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
-        """Turns RGB uint8 images ``[H, W, 3]`` into a normalised batch ``[B, C, H, W]``."""
+        """Turns RGB uint8 images ``[H, W, 3]`` into a normalised batch ``[B, C, H, W]`` on the
+        model's device (the outputs of ``__call__`` are on it too)."""
         ...
 
     def __call__(self, x: torch.Tensor) -> ModelOutput:
@@ -168,7 +170,8 @@ class ContractBasics:
         return uniform_cell_box(cell, grid, self.spec.input_size)
 
     def preprocess(self, images: Sequence[np.ndarray] | np.ndarray) -> torch.Tensor:
-        return preprocess(images, self.spec)
+        """The normalised batch, on the device the model's parameters are on."""
+        return preprocess(images, self.spec).to(model_device(self))
 
 
 def has(model: PrototypeModel, capability: Capability) -> bool:
@@ -199,8 +202,3 @@ def uniform_cell_box(
         col * width // cols,
         (col + 1) * width // cols,
     )
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device a model's parameters live on (CPU for a model without any)."""
-    return next(iter(model.parameters()), torch.empty(0)).device

@@ -6,7 +6,7 @@ these CPUs EfficientNet-Lite0 at 300 px is fastest one image at a time, a 28 px 
 :func:`largest_candidate`) on random images of the model's input size, takes the smallest batch whose
 time per image is within :data:`TOLERANCE` of the fastest (smaller batches hold less memory and let a
 pipelined pass overlap more finely), and stores it in a small JSON file under the user's cache, by the
-model's content hash and the machine (processor, cores, torch threads, device): the measurement
+model's content hash and the machine (processor, cores, torch threads, device and GPU name): the measurement
 (a second or two) runs once per model and machine.
 """
 
@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from explorer.files import write_atomically
-from explorer.models.base import PrototypeModel, model_device
+from explorer.models.base import PrototypeModel
+from explorer.models.device import describe_device, model_device, synchronize
 from explorer.models.preprocess import forward_batch_size
 
 TOLERANCE = 0.05
@@ -41,8 +42,16 @@ def fastest_batch(seconds_per_image: dict[int, float], tolerance: float = TOLERA
     return min(b for b, t in seconds_per_image.items() if t <= best * (1 + tolerance))
 
 
+GPU_LARGEST = 512
+"""On a GPU every model is timed up to this batch: the CPU's input-volume rule does not transfer
+(a GPU is fastest per image at batches a CPU would be slowest at)."""
+
+
 def largest_candidate(model: PrototypeModel) -> int:
-    """Candidates go up to 16 × the input-volume rule's batch (at most 512)."""
+    """Candidates go up to 16 × the input-volume rule's batch (at most 512) on the CPU, and to
+    :data:`GPU_LARGEST` on a GPU."""
+    if model_device(model).type == "cuda":
+        return GPU_LARGEST
     return min(512, 16 * forward_batch_size(model.spec))
 
 
@@ -67,12 +76,14 @@ def time_batches(
     for size in sizes:
         x = model.preprocess(list(rng.integers(0, 256, (size, *shape), dtype=np.uint8))).to(device)
         model(x)  # warm-up: kernels chosen, memory allocated
+        synchronize(device)
         rounds = []  # the fastest of a few short rounds: a busy neighbour slows a round, never speeds it
         for _ in range(ROUNDS):
             repeats, start = 0, clock()
             while repeats < MIN_REPEATS or clock() - start < MIN_SECONDS / ROUNDS:
                 model(x)
                 repeats += 1
+            synchronize(device)  # a GPU's kernels run asynchronously: the round ends when they do
             rounds.append((clock() - start) / (repeats * size))
         result[size] = min(rounds)
     return result
@@ -88,9 +99,11 @@ def machine_key(model: PrototypeModel) -> str:
                 break
     except OSError:
         pass
+    device = model_device(model)
+    on_gpu = device.type == "cuda"  # the GPU's name: a record is of one kind of GPU
     return (
         f"{processor} | {os.cpu_count()} cpus | {torch.get_num_threads()} threads | "
-        f"{model_device(model)}"
+        f"{describe_device(device) if on_gpu else device}"
     )
 
 

@@ -193,8 +193,9 @@ def check_state_fits(
             )
 
 
-def load_model(folder: str | Path) -> ModelBundle:
-    """Loads a model folder without executing any code from it.
+def load_model(folder: str | Path, device: torch.device | str = "cpu") -> ModelBundle:
+    """Loads a model folder without executing any code from it, onto ``device`` (read and checked
+    on the CPU first).
 
     Raises:
         CheckpointError: a file is missing, corrupt, or does not match the spec, with the reason.
@@ -223,7 +224,7 @@ def load_model(folder: str | Path) -> ModelBundle:
         if tensor.is_floating_point() and not _all_finite(tensor):
             raise CheckpointError(f"{folder.name}: tensor '{key}' holds NaN or infinite values")
     model.load_state_dict(state)
-    model.eval()
+    model.to(device).eval()
     return ModelBundle(
         model=model,
         spec=spec,

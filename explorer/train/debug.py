@@ -50,7 +50,7 @@ from explorer.data import ImageSet, load_split
 from explorer.errors import ExplorerError
 from explorer.models.card import model_card_markdown
 from explorer.models.checkpoint import ModelBundle, load_model, read_png, save_model
-from explorer.models.preprocess import preprocess
+from explorer.models.device import model_device
 from explorer.models.protopnet import ProtoPNet, similarity_from_distance, squared_distances
 from explorer.spec import ModelSpec
 from explorer.train.config import TrainConfig
@@ -217,8 +217,9 @@ class Concepts:
         canvases = [c.on_canvas(spec.input_size) for c in cut_outs]
         with torch.no_grad():
             model.features.trunk.eval()
-            trunk = model.features.trunk(preprocess(canvases, spec))
+            trunk = model.features.trunk(model.preprocess(canvases))
         classes = torch.tensor([c.class_index for c in cut_outs], dtype=torch.long)
+        classes = classes.to(trunk.device)
         return cls(trunk, classes)
 
     def __len__(self) -> int:
@@ -239,7 +240,7 @@ class DebugTerms:
         if not len(self.forbidden) and not len(self.remembered):
             return None
         identity = model.prototype_class_identity
-        total = torch.zeros((), dtype=torch.float64)
+        total = torch.zeros((), dtype=torch.float64, device=identity.device)
         if len(self.forbidden):
             s = concept_similarities(
                 model, self.forbidden.trunk_output, self.config.act_place,
@@ -374,7 +375,7 @@ def start_run(
     torch.manual_seed(config.seed)
     torch.set_num_threads(threads)
     rng = np.random.default_rng(config.seed)
-    model = load_model(parent.folder).model
+    model = load_model(parent.folder, model_device(parent.model)).model  # where the parent runs
     if not isinstance(model, ProtoPNet):
         raise ExplorerError(f"model '{parent.spec.model_id}' is not a ProtoPNet")
     train_x = trunk_outputs(model, train_set.images, "trunk (train)")

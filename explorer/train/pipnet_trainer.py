@@ -38,6 +38,7 @@ from tqdm import tqdm
 from explorer.data import ImageSet, load_split
 from explorer.models.card import model_card_markdown
 from explorer.models.checkpoint import save_model
+from explorer.models.device import describe_device, model_device
 from explorer.models.pipnet import PIPNet
 from explorer.models.preprocess import preprocess
 from explorer.spec import ArchitectureSpec, ModelSpec
@@ -163,7 +164,7 @@ def two_views(
     """Two views of a batch: one shared random flip, then an independent random translation of
     up to ``shift`` pixels each (reflect padding, the same size back)."""
     if hflip:
-        flip = torch.from_numpy(rng.random(len(x)) < 0.5)
+        flip = torch.from_numpy(rng.random(len(x)) < 0.5).to(x.device)
         x = torch.where(flip[:, None, None, None], x.flip(-1), x)
     if shift == 0:
         return x, x.clone()
@@ -194,9 +195,13 @@ def shrink_weights(model: PIPNet) -> None:
 
 @torch.no_grad()
 def presence_scores(model: PIPNet, x: torch.Tensor, size: int = 256) -> torch.Tensor:
-    """``[N, P]`` inference presence scores (below 0.1: 0)."""
+    """``[N, P]`` inference presence scores (below 0.1: 0), on the CPU (``x`` may be there too:
+    each batch is moved to the model's device)."""
     model.eval()
-    return torch.cat([model(x[i : i + size]).scores for i in range(0, len(x), size)])
+    device = model_device(model)
+    return torch.cat(
+        [model(x[i : i + size].to(device)).scores.cpu() for i in range(0, len(x), size)]
+    )
 
 
 @torch.no_grad()
@@ -211,6 +216,7 @@ def sparsity(model: PIPNet, scores: torch.Tensor) -> dict[str, float]:
     * ``abstained``: share of images with no evidence for any class.
     """
     weight = torch.relu(model.classification.weight)
+    scores = scores.to(weight.device)
     used = weight > NONZERO
     logits = nn.functional.linear(scores, weight, model.classification.bias)
     predicted = logits.argmax(dim=1)
@@ -237,7 +243,10 @@ def _preprocessed(images: np.ndarray, spec: ModelSpec) -> torch.Tensor:
 @torch.no_grad()
 def _accuracy(model: PIPNet, x: torch.Tensor, y: torch.Tensor) -> float:
     model.eval()
-    logits = torch.cat([model(x[i : i + 256]).logits for i in range(0, len(x), 256)])
+    device = model_device(model)
+    logits = torch.cat(
+        [model(x[i : i + 256].to(device)).logits.cpu() for i in range(0, len(x), 256)]
+    )
     return float((logits.argmax(dim=1) == y).float().mean())
 
 
@@ -260,7 +269,7 @@ def _epochs(
         model.train()
         total, seen = 0.0, 0
         progress = tqdm(
-            batches(x_all, y_all, config.batch_size, rng), total=per_epoch,
+            batches(x_all, y_all, config.batch_size, rng, model_device(model)), total=per_epoch,
             desc=f"{stage} {epoch + 1}/{epochs}", leave=False,
         )  # fmt: skip
         for step, (x, y, _) in enumerate(progress):
@@ -328,8 +337,10 @@ def train_pipnet(
     out: Path,
     train_set: ImageSet | None = None,
     test_set: ImageSet | None = None,
+    device: torch.device | str = "cpu",
 ) -> ModelSpec:
-    """Trains a PIP-Net and writes ``out`` (spec, weights, examples; no push, so no sources).
+    """Trains a PIP-Net on ``device`` and writes ``out`` (spec, weights, examples; no push, so no
+    sources); a device other than the CPU is recorded in the spec's ``training``.
 
     Returns:
         The written spec, with measured accuracies, sparsity and the run's configuration.
@@ -344,7 +355,8 @@ def train_pipnet(
     classes = len(train_set.class_names)
     placeholder = tuple(j % classes for j in range(config.num_prototypes))
     spec = spec_from_pipnet_config(config, train_set.class_names, placeholder)
-    model = PIPNet(spec)
+    device = torch.device(device)
+    model = PIPNet(spec).to(device)
     train_x, test_x = _preprocessed(train_set.images, spec), _preprocessed(test_set.images, spec)
     train_y, test_y = torch.from_numpy(train_set.labels), torch.from_numpy(test_set.labels)
     data = (train_x, train_y)
@@ -373,7 +385,7 @@ def train_pipnet(
     top = train_scores.topk(min(TOP_K_CLEANUP, len(train_scores)), dim=0).values  # [k, P]
     silent = ~(top > 0.1).any(dim=0)
     with torch.no_grad():
-        model.classification.weight[:, silent] = 0.0
+        model.classification.weight[:, silent.to(device)] = 0.0
     accuracies["after_last_layer"] = _accuracy(model, test_x, test_y)
     accuracies["train_after_last_layer"] = _accuracy(model, train_x, train_y)
 
@@ -398,6 +410,7 @@ def train_pipnet(
                 **config.to_dict(),
                 "minutes": round(minutes, 1),
                 "torch": torch.__version__,
+                **({"device": describe_device(device)} if device.type != "cpu" else {}),
                 "silent_prototypes_zeroed": int(silent.sum()),
                 "sparsity_test": sparsity(model, test_scores),
             },

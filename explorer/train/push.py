@@ -63,10 +63,12 @@ def push_prototypes(
         distances = torch.where(own[:, :, None, None], distances, torch.inf)
         if allowed_cells is not None:
             allowed = torch.from_numpy(allowed_cells[first : first + len(labels)])
+            allowed = allowed.to(distances.device)
             distances = torch.where(allowed[:, None], distances, torch.inf)
         _, _, height, width = distances.shape
         flat = distances.permute(1, 0, 2, 3).reshape(num_prototypes, -1)  # [P, B*h*w]
         best, where = flat.min(dim=1)
+        best, where = best.cpu(), where.cpu()
         improved = (best.numpy() < nearest.distance).nonzero()[0]
         for j in improved:
             b, rest = divmod(int(where[j]), height * width)
@@ -74,7 +76,7 @@ def push_prototypes(
             nearest.distance[j] = float(best[j])
             nearest.image[j] = first + b
             nearest.row[j], nearest.col[j] = r, c
-            nearest.vector[j] = features[b, :, r, c].numpy()
+            nearest.vector[j] = features[b, :, r, c].cpu().numpy()
     if (nearest.image < 0).any():
         missing = np.flatnonzero(nearest.image < 0).tolist()
         raise ValueError(f"no training image of their class for prototypes {missing}")
@@ -155,6 +157,6 @@ def self_activation_box(
     distances = squared_distances(
         features, model.prototype_vectors[prototype : prototype + 1].flatten(1)
     )
-    cell_map = similarity_from_distance(distances)[0, 0].float().numpy()
+    cell_map = similarity_from_distance(distances)[0, 0].float().cpu().numpy()
     upsampled = upsample_map(cell_map, tuple(source_input.shape[-2:]))
     return high_activation_box(upsampled), upsampled

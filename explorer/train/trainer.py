@@ -18,7 +18,8 @@ from explorer.data import ImageSet, load_split
 from explorer.errors import ExplorerError
 from explorer.models.card import model_card_markdown
 from explorer.models.checkpoint import save_model
-from explorer.models.preprocess import preprocess, to_model_pixels
+from explorer.models.device import describe_device, model_device
+from explorer.models.preprocess import to_model_pixels
 from explorer.models.protopnet import ProtoPNet
 from explorer.spec import ArchitectureSpec, ModelSpec
 from explorer.train.config import TrainConfig
@@ -59,24 +60,29 @@ def spec_from_config(config: TrainConfig, class_names: tuple[str, ...]) -> Model
 
 @torch.no_grad()
 def trunk_outputs(model: ProtoPNet, images: np.ndarray, desc: str) -> torch.Tensor:
-    """Preprocesses a split and runs the frozen trunk once (the cache every stage trains on)."""
+    """Preprocesses a split and runs the frozen trunk once on the model's device (the cache every
+    stage trains on, kept in CPU memory; :func:`batches` moves each batch to the device)."""
     model.features.trunk.eval()
     chunks = []
     for start in tqdm(range(0, len(images), PREPROCESS_CHUNK), desc=desc, leave=False):
-        chunks.append(
-            model.features.trunk(preprocess(images[start : start + PREPROCESS_CHUNK], model.spec))
-        )
+        x = model.preprocess(images[start : start + PREPROCESS_CHUNK])
+        chunks.append(model.features.trunk(x).cpu())
     return torch.cat(chunks)
 
 
 def batches(
-    inputs: torch.Tensor, labels: torch.Tensor, size: int, rng: np.random.Generator | None = None
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    size: int,
+    rng: np.random.Generator | None = None,
+    device: torch.device | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
-    """``(inputs, labels, first_index)`` batches, shuffled when ``rng`` is given."""
+    """``(inputs, labels, first_index)`` batches, shuffled when ``rng`` is given, on ``device``
+    (default: where ``inputs`` are)."""
     order = rng.permutation(len(labels)) if rng is not None else np.arange(len(labels))
     for start in range(0, len(order), size):
-        idx = torch.from_numpy(order[start : start + size])
-        yield inputs[idx], labels[idx], start
+        idx = torch.from_numpy(order[start : start + size]).to(inputs.device)
+        yield inputs[idx].to(device), labels[idx.to(labels.device)].to(device), start
 
 
 @torch.no_grad()
@@ -86,7 +92,7 @@ def accuracy(
     """Top-1 accuracy from trunk outputs."""
     model.eval()
     correct = 0
-    for x, y, _ in batches(inputs, labels, size):
+    for x, y, _ in batches(inputs, labels, size, device=model_device(model)):
         correct += int((model.forward_from_trunk(x).logits.argmax(1) == y).sum())
     return correct / len(labels)
 
@@ -97,8 +103,8 @@ def prototype_scores(model: ProtoPNet, inputs: torch.Tensor, size: int = 256) ->
     model.eval()
     return torch.cat(
         [
-            model.forward_from_trunk(x).scores
-            for x, _, _ in batches(inputs, inputs[:, 0, 0, 0], size)
+            model.forward_from_trunk(x).scores.cpu()
+            for x, _, _ in batches(inputs, inputs[:, 0, 0, 0], size, device=model_device(model))
         ]
     )
 
@@ -146,14 +152,14 @@ def _run_epochs(
         model.features.trunk.eval()
         total, seen = 0.0, 0
         progress = tqdm(
-            batches(inputs, labels, config.batch_size, rng),
+            batches(inputs, labels, config.batch_size, rng, model_device(model)),
             total=-(-len(labels) // config.batch_size),
             desc=f"{stage} {epoch + 1}/{epochs}",
             leave=False,
         )
         for x, y, _ in progress:
             if flip:
-                mask = torch.from_numpy(rng.random(len(y)) < 0.5)
+                mask = torch.from_numpy(rng.random(len(y)) < 0.5).to(x.device)
                 x = torch.where(mask[:, None, None, None], x.flip(-1), x)
             loss = protopnet_loss(model, model.forward_from_trunk(x), y, config.loss)
             extra = extra_loss(model) if extra_loss is not None else None
@@ -183,7 +189,7 @@ def _train_last_layer(
     _set_trainable(model, "last")
     optimizer = torch.optim.Adam([model.last_layer.weight], lr=config.lr_last)
     for _ in tqdm(range(config.last_epochs), desc="last layer", leave=False):
-        for s, y, _ in batches(scores, labels, config.batch_size, rng):
+        for s, y, _ in batches(scores, labels, config.batch_size, rng, model_device(model)):
             loss = config.loss.cross_entropy * F.cross_entropy(model.last_layer(s), y)
             loss = loss + config.loss.l1 * off_class_l1(model)
             optimizer.zero_grad()
@@ -249,11 +255,12 @@ def push_stage(
         The push records, and how many prototypes sit on the object where masks are known.
     """
     train_x, train_y = data
+    device = model_device(model)
     with torch.no_grad():
-        grid = tuple(model.forward_from_trunk(train_x[:1]).similarity_maps.shape[-2:])
+        grid = tuple(model.forward_from_trunk(train_x[:1].to(device)).similarity_maps.shape[-2:])
     masks = train_set.extras.get("mask")
     allowed = object_cells(masks, grid) if config.push_on_object else None
-    pushed = push_prototypes(model, batches(train_x, train_y, 256), allowed)
+    pushed = push_prototypes(model, batches(train_x, train_y, 256, device=device), allowed)
     on_object = prototypes_on_object(masks, grid, pushed) if masks is not None else None
     return pushed, on_object
 
@@ -284,7 +291,7 @@ def pushed_records(
         name = f"train{index}.png"
         pixels = to_model_pixels(train_set.images[index], spec)
         sources[name] = pixels
-        box, _ = self_activation_box(model, preprocess([pixels], spec), j)
+        box, _ = self_activation_box(model, model.preprocess([pixels]), j)
         records.append(
             PrototypeRecord(
                 index=j,
@@ -316,8 +323,11 @@ def train(
     out: Path,
     train_set: ImageSet | None = None,
     test_set: ImageSet | None = None,
+    device: torch.device | str = "cpu",
 ) -> ModelSpec:
-    """Trains a ProtoPNet and writes ``out`` (spec, weights, projection, sources, examples).
+    """Trains a ProtoPNet on ``device`` and writes ``out`` (spec, weights, projection, sources,
+    examples); the device is recorded in the spec's ``training`` (a GPU run is not bit-identical
+    to a CPU run of the same seed).
 
     Returns:
         The written spec, with measured accuracies and the run's configuration.
@@ -335,7 +345,8 @@ def train(
         )
     test_set = test_set if test_set is not None else load_split(config.dataset, "test", size)
     spec = spec_from_config(config, train_set.class_names)
-    model = ProtoPNet(spec, pretrained_backbone=config.pretrained)
+    device = torch.device(device)
+    model = ProtoPNet(spec, pretrained_backbone=config.pretrained).to(device)
 
     train_x = trunk_outputs(model, train_set.images, "trunk (train)")
     test_x = trunk_outputs(model, test_set.images, "trunk (test)")
@@ -369,6 +380,7 @@ def train(
                 **config.to_dict(),
                 "minutes": round(minutes, 1),
                 "torch": torch.__version__,
+                **({"device": describe_device(device)} if device.type != "cpu" else {}),
                 **({"prototypes_on_object": on_object} if on_object else {}),
             },
             "accuracy": {k: round(v, 4) for k, v in accuracies.items()},

@@ -260,7 +260,9 @@ def _accuracy(model: ProtoPNet, test: ImageSet) -> float:
     correct = 0
     for start in range(0, len(test), batch):
         logits = model(model.preprocess(test.images[start : start + batch])).logits
-        correct += int((logits.argmax(dim=1).numpy() == test.labels[start : start + batch]).sum())
+        correct += int(
+            (logits.argmax(dim=1).cpu().numpy() == test.labels[start : start + batch]).sum()
+        )
     return correct / len(test)
 
 
@@ -368,6 +370,7 @@ def import_checkpoint(
     check_images: int = CHECK_IMAGES,
     progress: Progress | None = None,
     backbone: str | None = None,
+    device: torch.device | str = "cpu",
 ) -> ImportReport:
     """Imports a checkpoint into a new model folder ``out``.
 
@@ -391,6 +394,8 @@ def import_checkpoint(
         progress: wraps the iteration over training batches of the nearest-patch search.
         backbone: for ``pipnet``: the public code's ``--net`` (``convnext_tiny_26``,
             ``convnext_tiny_13``, ``resnet50``); required, a checkpoint does not name it.
+        device: where the data-wide steps run (the nearest training patches, the test accuracy);
+            reading the file and the equality check with its own math stay on the CPU.
 
     Returns:
         What was found and the equality check.
@@ -408,7 +413,7 @@ def import_checkpoint(
     if format == "pipnet":
         return _import_pipnet(
             path, out, backbone, data, class_names, model_id, input_size or 224,
-            examples_per_class, check_images,
+            examples_per_class, check_images, device,
         )  # fmt: skip
     chosen = detect_format(path) if format == "auto" else format
     importer = IMPORTERS[chosen]
@@ -443,6 +448,7 @@ def import_checkpoint(
             raise
         raise CheckpointError(f"{net.where}: cannot rebuild the network ({error})") from None
 
+    model.to(device)  # the data-wide steps (nearest sources, test accuracy) run on the device
     if push_dir is not None:
         sources = sources_from_push_folder(model, Path(push_dir).expanduser(), net.epoch)
     elif train is not None:
@@ -455,6 +461,7 @@ def import_checkpoint(
     if net.epoch is not None:
         training["epoch"] = net.epoch
     accuracy = {"test": round(_accuracy(model, test), 4)} if test is not None else {}
+    model.cpu()  # the equality check against the checkpoint's own math runs on the CPU
     spec = ModelSpec(**{**spec.__dict__, "training": training, "accuracy": accuracy})
     model.spec = spec
     examples = _examples(test, spec, examples_per_class) if test and examples_per_class else {}
@@ -500,6 +507,7 @@ def _import_pipnet(
     input_size: int,
     examples_per_class: int,
     check_images: int,
+    device: torch.device | str = "cpu",
 ) -> ImportReport:
     """``import_checkpoint`` for a public PIP-Net checkpoint (see :mod:`.pipnet`)."""
     from explorer.models.importers.pipnet import (
@@ -531,7 +539,8 @@ def _import_pipnet(
             raise
         raise CheckpointError(f"{path.name}: cannot rebuild the network ({error})") from None
     if test is not None:
-        accuracy = {"test": round(_accuracy(model, test), 4)}
+        accuracy = {"test": round(_accuracy(model.to(device), test), 4)}
+        model.cpu()  # the equality check against the public code's math runs on the CPU
         spec = ModelSpec(**{**spec.__dict__, "accuracy": accuracy})
         model.spec = spec
     examples = _examples(test, spec, examples_per_class) if test and examples_per_class else {}

@@ -65,9 +65,10 @@ def upsampled_box(cell_map: np.ndarray, size: tuple[int, int]) -> tuple[int, int
 
 @torch.no_grad()
 def _distances(model: ProtoPNet, images: np.ndarray | list[np.ndarray]) -> torch.Tensor:
-    """float64 ``[B, P, h, w]`` squared distances of every prototype to every cell."""
+    """float64 ``[B, P, h, w]`` squared distances of every prototype to every cell (computed where
+    the model is, returned on the CPU)."""
     features = model.conv_features(model.preprocess(images))
-    return squared_distances(features, model.prototype_vectors.flatten(1))
+    return squared_distances(features, model.prototype_vectors.flatten(1)).cpu()
 
 
 def _find_epoch_dir(push_dir: Path, epoch: int | None) -> Path:
