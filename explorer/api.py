@@ -73,7 +73,7 @@ from explorer.models.base import CAPABILITIES, not_applicable_line
 from explorer.models.batch_size import measured_forward_batch
 from explorer.models.card import model_card_markdown
 from explorer.models.checkpoint import SPEC_FILE, ModelBundle, example_class, load_model, read_png
-from explorer.models.device import AUTO, resolve_device
+from explorer.models.device import AUTO, describe_device, resolve_device
 from explorer.models.preprocess import forward_batch_size
 from explorer.result_store import ResultStore, StoredResult
 from explorer.spec import ModelSpec
@@ -412,6 +412,21 @@ class Explorer:
             raise UnknownModelError(f"unknown model '{model_id}' (available: {known})")
         return model_id, self._folders[model_id]
 
+    def device_in_words(self) -> str:
+        """Where the networks run, for people: ``cpu (2 cores)``, ``cuda:0 (NVIDIA H100 ...)``."""
+        return describe_device(self.device)
+
+    def forward_batch(self, model_id: str | None = None) -> int:
+        """Images per forward pass in this Explorer's data-wide passes (nearest patches, scores,
+        metrics): the CPU's input-volume rule on the CPU, measured once per model and GPU on a GPU
+        (remembered in the cache; the CPU's rule does not transfer)."""
+        return self._forward_batch(self.bundle(model_id))
+
+    def _forward_batch(self, bundle: ModelBundle) -> int:
+        if self.device.type == "cpu":
+            return forward_batch_size(bundle.spec)
+        return measured_forward_batch(bundle.model, bundle.content_hash, self.cache_root)
+
     def add_model_folder(self, folder: str | Path) -> ModelInfo:
         """Registers (and validates by loading) a user's model folder; returns its info."""
         folder = Path(folder).expanduser().resolve()
@@ -743,7 +758,7 @@ class Explorer:
 
         def compute() -> NearestPatches:
             source = self._source(bundle, split)
-            batch = forward_batch_size(bundle.spec)
+            batch = self._forward_batch(bundle)
             keep = split == "test"
             step = NearestPass(keep_all_scores=keep)
             done = run_pass(
@@ -1257,14 +1272,14 @@ class Explorer:
         def compute(dataset: ImageSet, nearest: NearestPatches) -> ModelMetrics:
             return evaluate(
                 bundle.model, dataset, nearest, faithfulness_images=count,
-                batch_size=forward_batch_size(bundle.spec), progress=progress,
+                batch_size=self._forward_batch(bundle), progress=progress,
             )  # fmt: skip
 
         if data is not None:
             dataset = self._other_data(bundle, data, split)
             nearest = nearest_patches(
                 bundle.model, dataset.images, dataset.labels, split,
-                batch_size=forward_batch_size(bundle.spec),
+                batch_size=self._forward_batch(bundle),
             )  # fmt: skip
             return compute(dataset, nearest)
         if faithfulness_images is not None and count != FAITHFULNESS_IMAGES:

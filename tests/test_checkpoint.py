@@ -118,3 +118,14 @@ def test_nan_weights_are_refused(random_model: ProtoPNet, tmp_path: Path) -> Non
     save_model(random_model, tmp_path / "nan")
     with pytest.raises(CheckpointError, match="NaN"):
         load_model(tmp_path / "nan")
+
+
+def test_a_model_first_loaded_inside_inference_mode_still_takes_gradients(saved: Path) -> None:
+    """A library user's first question may come inside ``torch.inference_mode()``: the model loaded
+    then must not be made of inference tensors (Grad-CAM and training need gradients later)."""
+    with torch.inference_mode():
+        model = load_model(saved).model
+    assert not any(p.is_inference() for p in model.parameters())
+    x = torch.rand(1, 3, 16, 16, requires_grad=True)
+    model(x).logits.sum().backward()
+    assert x.grad is not None

@@ -81,6 +81,9 @@ def test_gpus_are_chosen_as_documented(monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve_device("cpu") == torch.device("cpu")
     with pytest.raises(DeviceError, match=r"has 2 CUDA GPUs \(cuda:0\.\.cuda:1\)"):
         resolve_device("cuda:2")
+    # a GPU keeps float32 exact: no TensorFloat-32 in convolutions or matrix products
+    assert torch.backends.cudnn.conv.fp32_precision == "ieee"
+    assert torch.backends.cuda.matmul.fp32_precision == "ieee"
 
 
 @pytest.mark.parametrize("choice", ["tpu", "cuda:x", "cuda:-1", "gpu", "cpu:0"])
@@ -384,3 +387,33 @@ def test_pipnet_training_and_the_protopdebug_retrain_on_a_second_device_equal_th
             "debug": tiny_debug_run(folder, tmp_path / "debug_dev", device, (train_set, test_set)),
         }
     assert_same(cpu, other)
+
+
+# --- the GPU check script ----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_gpu_check_runs_against_itself_on_the_cpu_with_exact_parity(tmp_path: Path) -> None:
+    """``bench.device_check`` is run by people with a GPU, rarely: run it here with the CPU on both
+    sides so that it keeps working (parity within float rounding, every figure present)."""
+    import json
+
+    from bench.device_check import TOLERANCE, main
+
+    out = tmp_path / "check.json"
+    assert main(["--device", "cpu", "--images", "6", "--models", "synthetic", "--no-train",
+                 "--out", str(out)]) == 0  # fmt: skip
+    record = json.loads(out.read_text())
+    (row,) = record["models"]
+    assert row["parity_ok"] and max(row["parity"].values()) <= TOLERANCE / 100
+    assert set(row["speedup"]) == {"scores", "attributes", "explain"}
+    assert all(v > 0 for v in row["speedup"].values())
+
+
+@needs_no_gpu
+def test_the_gpu_check_without_a_gpu_says_so_in_one_line(capsys: pytest.CaptureFixture) -> None:
+    from bench.device_check import main
+
+    assert main(["--models", "synthetic"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "no CUDA GPU" in lines[0]

@@ -145,6 +145,13 @@ def test_the_fastest_batch_is_the_smallest_within_five_percent_of_the_best() -> 
         fastest_batch({})
 
 
+def test_larger_batches_are_not_timed_once_two_in_a_row_were_slower_than_the_best() -> None:
+    assert batch_size.past_the_best({1: 10.0, 2: 8.0, 4: 9.0, 8: 9.0}, 2)
+    assert not batch_size.past_the_best({1: 10.0, 2: 8.0, 4: 9.0, 8: 8.3}, 2)  # 8.3 <= 8.4
+    assert not batch_size.past_the_best({1: 10.0, 2: 11.0}, 2)  # 1 is the best itself
+    assert not batch_size.past_the_best({1: 8.0, 2: 9.0}, 3)  # too few timed yet
+
+
 def test_the_measured_batch_is_remembered_per_model_and_machine(
     random_model, tmp_path: Path, monkeypatch
 ) -> None:
@@ -163,7 +170,8 @@ def test_the_measured_batch_is_remembered_per_model_and_machine(
     record = json.loads((tmp_path / batch_size.STORE_NAME).read_text())
     (key,) = record
     assert key.startswith("hash-a | ") and record[key]["batch"] == first
-    assert set(record[key]["ms_per_image"]) == {str(b) for b in measured[0]}
+    timed = list(record[key]["ms_per_image"])  # the smallest sizes, up to where it gave up
+    assert set(timed) <= {str(b) for b in measured[0]} and "1" in timed and "2" in timed
     measured_forward_batch(random_model, "hash-b", tmp_path)  # another model: measured
     assert len(measured) == 2
     (tmp_path / batch_size.STORE_NAME).write_text("{not json")  # a damaged record: measured again

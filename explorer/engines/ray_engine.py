@@ -79,9 +79,12 @@ class PassActor:
         import torch
 
         from explorer.models.checkpoint import load_model
+        from explorer.models.device import exact_float32
 
         torch.set_num_threads(threads)
         # on a GPU actor Ray has set CUDA_VISIBLE_DEVICES to the GPU it was given: "cuda" is that one
+        if device != "cpu":
+            exact_float32()
         self.model = load_model(folder, device).model.eval()
         self.step = step
         # a split in memory arrives as a reference to the object store (Ray Data does not resolve

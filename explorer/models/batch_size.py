@@ -32,6 +32,8 @@ MIN_SECONDS = 0.3  # per candidate, after one warm-up forward, in ROUNDS rounds
 ROUNDS = 3
 MIN_REPEATS = 1
 STORE_NAME = "forward_batch.json"
+GIVE_UP_AFTER = 2
+"""Larger batches are not timed once this many in a row were slower than the fastest so far."""
 
 
 def fastest_batch(seconds_per_image: dict[int, float], tolerance: float = TOLERANCE) -> int:
@@ -65,8 +67,11 @@ def time_batches(
     model: PrototypeModel,
     sizes: list[int],
     clock: Callable[[], float] = time.perf_counter,
+    give_up_after: int | None = GIVE_UP_AFTER,
 ) -> dict[int, float]:
-    """Seconds per image of a forward pass at each batch size (random images, one warm-up each)."""
+    """Seconds per image of a forward pass at each batch size (random images, one warm-up each),
+    in the order given (ascending); after ``give_up_after`` sizes in a row slower than the fastest so
+    far by more than :data:`TOLERANCE`, the larger ones (the slowest to time) are not tried."""
     model.eval()
     height, width = model.spec.input_size
     shape = (height, width) if model.spec.channels == 1 else (height, width, 3)
@@ -86,7 +91,17 @@ def time_batches(
             synchronize(device)  # a GPU's kernels run asynchronously: the round ends when they do
             rounds.append((clock() - start) / (repeats * size))
         result[size] = min(rounds)
+        if give_up_after and past_the_best(result, give_up_after):
+            break
     return result
+
+
+def past_the_best(seconds_per_image: dict[int, float], count: int) -> bool:
+    """Whether the last ``count`` sizes timed were all slower than the fastest so far by more than
+    :data:`TOLERANCE` (larger batches are then not worth timing)."""
+    best = min(seconds_per_image.values())
+    recent = list(seconds_per_image.values())[-count:]
+    return len(recent) == count and all(t > best * (1 + TOLERANCE) for t in recent)
 
 
 def machine_key(model: PrototypeModel) -> str:
@@ -157,5 +172,6 @@ __all__ = [
     "fastest_batch",
     "machine_key",
     "measured_forward_batch",
+    "past_the_best",
     "time_batches",
 ]

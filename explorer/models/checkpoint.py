@@ -193,9 +193,11 @@ def check_state_fits(
             )
 
 
+@torch.inference_mode(False)
 def load_model(folder: str | Path, device: torch.device | str = "cpu") -> ModelBundle:
     """Loads a model folder without executing any code from it, onto ``device`` (read and checked
-    on the CPU first).
+    on the CPU first). Its tensors are ordinary ones even when it is first asked for inside
+    ``torch.inference_mode()`` (gradient-based attributions need them later).
 
     Raises:
         CheckpointError: a file is missing, corrupt, or does not match the spec, with the reason.

@@ -9,6 +9,11 @@ hour for a pass the GPU does in minutes).
 The model, its batches and captum run on the device; everything the explorer returns is numpy on the
 CPU (:func:`to_numpy`). The CPU path is the same code as before the choice existed: moving a CPU
 tensor to the CPU returns the tensor itself.
+
+On a GPU, float32 stays float32: TensorFloat-32 (10-bit mantissas in convolutions and matrix
+products, cuDNN's default for convolutions) is turned off (:func:`exact_float32`), and there is no
+mixed precision: explanations must not change with the hardware beyond float32 rounding. The
+prototype layer's distances are computed in float64 on the GPU as on the CPU.
 """
 
 from __future__ import annotations
@@ -45,7 +50,9 @@ def resolve_device(choice: str | torch.device | None = AUTO) -> torch.device:
         choice = str(choice)
     text = (choice or AUTO).strip().lower()
     if text == AUTO:
-        return torch.device("cuda", 0) if _cuda_count() else torch.device("cpu")
+        if not _cuda_count():
+            return torch.device("cpu")
+        text = "cuda:0"
     if text == "cpu":
         return torch.device("cpu")
     kind, _, index = text.partition(":")
@@ -64,7 +71,14 @@ def resolve_device(choice: str | torch.device | None = AUTO) -> torch.device:
             f"device '{choice}' was asked for, but this machine has {count} CUDA GPU"
             f"{'s' if count > 1 else ''} (cuda:0..cuda:{count - 1})"
         )
+    exact_float32()
     return torch.device("cuda", number)
+
+
+def exact_float32() -> None:
+    """Full float32 in cuDNN's convolutions and CUDA's matrix products (no TensorFloat-32)."""
+    torch.backends.cudnn.conv.fp32_precision = "ieee"
+    torch.backends.cuda.matmul.fp32_precision = "ieee"
 
 
 def _why_no_cuda() -> str:

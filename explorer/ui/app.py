@@ -60,7 +60,8 @@ def build_app(explorer: Explorer, warm_up: WarmUp | None = None) -> gr.Blocks:
     with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
         gr.Markdown(
             f"# {TITLE}\nSee which parts of an image look like which learned prototypes, "
-            "and how much each adds to every class."
+            "and how much each adds to every class. "
+            f"*Networks run on {explorer.device_in_words()}.*"
         )
         with gr.Row():
             reviewer = gr.Textbox(
