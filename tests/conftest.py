@@ -82,6 +82,23 @@ def tiny_config():
     )
 
 
+def tiny_pipnet_setup():
+    """A tiny PIP-Net run's configuration (8 prototypes, 32 px, one epoch per stage) and its splits
+    (6 training and 3 test images per class of the synthetic set)."""
+    from explorer.data.synthetic import load_synthetic
+    from explorer.train.pipnet_trainer import PIPNET_PRESETS
+
+    config = PIPNET_PRESETS["synthetic_pipnet"].with_overrides(
+        model_id="tiny_pipnet", input_size=(32, 32), num_prototypes=8,
+        backbone_options={"widths": [8, 16], "pools": 2},
+        pretrain_epochs=1, finetune_epochs=1, train_epochs=1, batch_size=32,
+        examples_per_class=1,
+    )  # fmt: skip
+    train = load_synthetic("train", n_per_class=6, size=32)
+    test = load_synthetic("test", n_per_class=3, size=32)
+    return config, train, test
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     # with masks: the synthetic preset projects prototypes onto the object only (push_on_object)

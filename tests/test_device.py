@@ -30,6 +30,7 @@ from explorer import Explorer
 from explorer.models import device as device_module
 from explorer.models.checkpoint import load_model
 from explorer.models.device import DeviceError, describe_device, resolve_device
+from tests.conftest import tiny_pipnet_setup
 from tests.device_emulation import EMULATED, emulated_device, on_emulated
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,6 +101,12 @@ def test_a_gpu_asked_for_where_there_is_none_is_refused_by_the_library() -> None
         assert "\n" not in str(refused.value) and "--device cpu" in str(refused.value)
 
 
+def assert_one_gpu_error_line(stderr: str, asked: str) -> None:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: device '{asked}' was asked for"), lines
+    assert "no CUDA GPU" in lines[0] and "--device cpu" in lines[0]
+
+
 COMMANDS = {
     "predict": ["predict", "x.png"],
     "explain": ["explain", "x.png", "--out", "{tmp}/out"],
@@ -128,35 +135,22 @@ def test_every_command_asked_for_a_gpu_where_there_is_none_says_so_in_one_line_w
 
     arguments = [a.format(tmp=tmp_path) for a in COMMANDS[command]]
     assert main([*arguments, "--device", "cuda"]) == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: device 'cuda' was asked for"), lines
-    assert "no CUDA GPU" in lines[0] and "--device cpu" in lines[0]
+    assert_one_gpu_error_line(capsys.readouterr().err, "cuda")
     assert not (tmp_path / "out").exists()  # nothing written
 
 
 @needs_no_gpu
 @pytest.mark.slow
-def test_a_gpu_asked_for_on_the_command_line_where_there_is_none_ends_with_status_2() -> None:
+@pytest.mark.parametrize(
+    "program", [["-m", "explorer", "analyse"], ["app.py", "--port", "0"]], ids=["cli", "app"]
+)
+def test_a_gpu_asked_for_where_there_is_none_ends_the_process_with_status_2(program) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "explorer", "analyse", "--device", "cuda"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: device 'cuda' was asked for"), lines
-    assert "Traceback" not in result.stderr
-
-
-@needs_no_gpu
-@pytest.mark.slow
-def test_the_app_asked_for_a_gpu_where_there_is_none_ends_with_one_error_line_and_exit_2() -> None:
-    result = subprocess.run(
-        [sys.executable, "app.py", "--device", "cuda:0", "--port", "0"],
+        [sys.executable, *program, "--device", "cuda:0"],
         cwd=ROOT, capture_output=True, text=True, timeout=180,
     )  # fmt: skip
     assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "device 'cuda:0' was asked for" in lines[0], lines
+    assert_one_gpu_error_line(result.stderr, "cuda:0")
 
 
 def test_the_device_is_described_in_words() -> None:
@@ -344,17 +338,9 @@ def test_the_emulated_device_enforces_cudas_rules() -> None:
 
 
 def tiny_pipnet_run(out: Path, device: torch.device | str) -> dict[str, torch.Tensor]:
-    from explorer.data.synthetic import load_synthetic
-    from explorer.train.pipnet_trainer import PIPNET_PRESETS, train_pipnet
+    from explorer.train.pipnet_trainer import train_pipnet
 
-    config = PIPNET_PRESETS["synthetic_pipnet"].with_overrides(
-        model_id="tiny_pipnet", input_size=(32, 32), num_prototypes=8,
-        backbone_options={"widths": [8, 16], "pools": 2},
-        pretrain_epochs=1, finetune_epochs=1, train_epochs=1, batch_size=32,
-        examples_per_class=1,
-    )  # fmt: skip
-    train = load_synthetic("train", n_per_class=6, size=32)
-    test = load_synthetic("test", n_per_class=3, size=32)
+    config, train, test = tiny_pipnet_setup()
     train_pipnet(config, out, train, test, device=device)
     return load_model(out).model.state_dict()
 

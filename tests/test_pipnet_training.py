@@ -20,13 +20,12 @@ from explorer.train.pipnet_losses import (
     tanh_loss,
 )
 from explorer.train.pipnet_trainer import (
-    PIPNET_PRESETS,
     shrink_weights,
     sparsity,
     train_pipnet,
     two_views,
 )
-from tests.conftest import tiny_spec
+from tests.conftest import tiny_pipnet_setup, tiny_spec
 
 
 def test_alignment_is_zero_for_identical_votes_and_log_p_for_uniform_ones() -> None:
@@ -114,16 +113,7 @@ def test_two_views_share_the_flip_and_differ_by_a_translation() -> None:
 
 
 def test_a_tiny_run_writes_a_pipnet_folder_with_its_sparsity(tmp_path: Path) -> None:
-    from explorer.data.synthetic import load_synthetic
-
-    config = PIPNET_PRESETS["synthetic_pipnet"].with_overrides(
-        model_id="tiny_pipnet", input_size=(32, 32), num_prototypes=8,
-        backbone_options={"widths": [8, 16], "pools": 2},
-        pretrain_epochs=1, finetune_epochs=1, train_epochs=1, batch_size=32,
-        examples_per_class=1,
-    )  # fmt: skip
-    train = load_synthetic("train", n_per_class=6, size=32)
-    test = load_synthetic("test", n_per_class=3, size=32)
+    config, train, test = tiny_pipnet_setup()
     spec = train_pipnet(config, tmp_path / "m", train, test)
     bundle = load_model(tmp_path / "m")
     assert isinstance(bundle.model, PIPNet) and bundle.spec.architecture.family == "pipnet"
