@@ -52,6 +52,7 @@ _EXPORTS: dict[str, str] = {
     "BadImageError": "explorer.errors",
     "CheckpointError": "explorer.errors",
     "Cluster": "explorer.analysis.redundancy",
+    "DeviceError": "explorer.models.device",
     "Explanation": "explorer.analysis.explanation",
     "Explorer": "explorer.api",
     "ExplorerError": "explorer.errors",
@@ -122,6 +123,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, imported e
     from explorer.jobs import JobRefused, JobStatus
     from explorer.labels.store import REASONS, VERDICTS, LabelError, LabelEvent, LabelImport
     from explorer.models.checkpoint import ModelBundle, load_model, save_model
+    from explorer.models.device import DeviceError
     from explorer.models.importers import ImportReport
     from explorer.result_store import StoredResult
     from explorer.spec import ModelSpec
@@ -156,6 +158,7 @@ __all__ = [
     "Cluster",
     "CutOut",
     "DebugProgress",
+    "DeviceError",
     "Explanation",
     "Explorer",
     "ExplorerError",

@@ -26,6 +26,9 @@ from explorer.analysis.passes import Partial, PassOutcome, run_local
 from explorer.api import Explorer
 from explorer.data.folder import load_image_folder
 from explorer.data.sources import ArraySource, FolderSource
+from explorer.errors import ExplorerError
+from explorer.models.checkpoint import load_model
+from tests.conftest import shipped_folder
 from tests.test_cli import run_cli
 
 K = 5
@@ -100,6 +103,16 @@ def both_engines(step, bundle, source, batch_size: int) -> tuple[PassOutcome, Pa
     local = run_local(step, bundle.model, source, batch_size)
     remote = ray_run(step, bundle.folder, source, batch_size=batch_size, workers=2)
     return local, remote
+
+
+@pytest.mark.slow
+def test_a_gpu_pass_on_a_cluster_without_gpus_is_one_clear_error(local_ray) -> None:
+    from explorer.engines.ray_engine import ray_run
+
+    bundle = load_model(shipped_folder("synthetic"))
+    source = ArraySource(np.zeros((4, 64, 64, 3), dtype=np.uint8), np.zeros(4, dtype=np.int64))
+    with pytest.raises(ExplorerError, match="asked to run on cuda, but the Ray cluster has no GPU"):
+        ray_run(NearestPass(), bundle.folder, source, batch_size=4, device="cuda")
 
 
 @pytest.mark.slow
