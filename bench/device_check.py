@@ -50,7 +50,7 @@ from explorer.cache import default_cache_dir
 from explorer.data.sources import ArraySource
 from explorer.errors import ExplorerError
 from explorer.models.batch_size import measured_forward_batch
-from explorer.models.device import describe_device, synchronize, to_numpy
+from explorer.models.device import describe_device, synchronize
 
 RESULTS = Path(__file__).parent / "device_check_results.json"
 CPU_THREADS = 2
@@ -96,7 +96,7 @@ class Side:
 def forward_outputs(side: Side, model_id: str, images: np.ndarray) -> dict[str, np.ndarray]:
     model = side.explorer.bundle(model_id).model
     out = model(model.preprocess(list(images)))
-    return {"logits": to_numpy(out.logits), "scores": to_numpy(out.scores)}
+    return {"logits": out.logits.cpu().numpy(), "scores": out.scores.cpu().numpy()}
 
 
 def gradcams(side: Side, model_id: str, images: np.ndarray) -> np.ndarray:

@@ -43,7 +43,7 @@ import torch
 
 from explorer.analysis.modifications import ATTRIBUTES, Modification
 from explorer.images import as_rgb
-from explorer.models.base import PrototypeModel, model_device
+from explorer.models.base import PrototypeModel
 
 CALIBRATION_VERSION = 1
 TARGET_FRACTION = 0.5
@@ -227,13 +227,12 @@ def _forward(
         captured.append(output.detach().float().cpu())
 
     handle = model.feature_layer.register_forward_hook(keep)
-    device = model_device(model)
     try:
         model.eval()
         with torch.inference_mode():
             for lo in range(0, len(images), batch):
                 x = model.preprocess([as_rgb(image) for image in images[lo : lo + batch]])
-                maps = model(x.to(device)).similarity_maps.cpu()
+                maps = model(x).similarity_maps.cpu()
                 best.append(maps.flatten(2).argmax(dim=2))
     finally:
         handle.remove()

@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 import torch
 
-from explorer.models.base import PrototypeModel, model_device
+from explorer.models.base import PrototypeModel
 from explorer.models.preprocess import to_model_pixels
 
 MAX_CHANGE = 0.2
@@ -223,9 +223,8 @@ def match_robustness(
     """
     model.eval()
     pixels = to_model_pixels(rgb, model.spec)
-    device = model_device(model)
     with torch.no_grad():
-        clean = model(model.preprocess([pixels]).to(device))
+        clean = model(model.preprocess([pixels]))
     maps = clean.similarity_maps[0].detach().cpu().numpy()
     scores = clean.scores[0].detach().cpu().numpy()
     grid = maps.shape[-2:]
@@ -241,7 +240,7 @@ def match_robustness(
         with_noise(pixels, OUTSIDE_SIGMA, rng, outside_box(pixels.shape[:2], boxes[j]))
         for j in prototypes
     ]
-    batch = model.preprocess([*shared.values(), *per_match]).to(device)
+    batch = model.preprocess([*shared.values(), *per_match])
     with torch.no_grad():
         out = model(batch)
     all_maps = out.similarity_maps.detach().cpu().numpy()

@@ -79,7 +79,7 @@ def time_batches(
     device = model_device(model)
     result = {}
     for size in sizes:
-        x = model.preprocess(list(rng.integers(0, 256, (size, *shape), dtype=np.uint8))).to(device)
+        x = model.preprocess(list(rng.integers(0, 256, (size, *shape), dtype=np.uint8)))
         model(x)  # warm-up: kernels chosen, memory allocated
         synchronize(device)
         rounds = []  # the fastest of a few short rounds: a busy neighbour slows a round, never speeds it

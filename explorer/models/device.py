@@ -7,7 +7,7 @@ sees, never a silent fall-back to the CPU (a user who asked for the GPU and got 
 hour for a pass the GPU does in minutes).
 
 The model, its batches and captum run on the device; everything the explorer returns is numpy on the
-CPU (:func:`to_numpy`). The CPU path is the same code as before the choice existed: moving a CPU
+CPU (``.cpu()`` before ``.numpy()``). The CPU path is the same code as before the choice existed: moving a CPU
 tensor to the CPU returns the tensor itself.
 
 On a GPU, float32 stays float32: TensorFloat-32 (10-bit mantissas in convolutions and matrix
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -101,11 +100,6 @@ def describe_device(device: torch.device) -> str:
 def model_device(model: nn.Module) -> torch.device:
     """The device a model's parameters live on (CPU for a model without any)."""
     return next(iter(model.parameters()), torch.empty(0)).device
-
-
-def to_numpy(tensor: torch.Tensor) -> np.ndarray:
-    """A tensor's values as a numpy array on the CPU (no copy when it already is a CPU tensor)."""
-    return tensor.detach().cpu().numpy()
 
 
 def synchronize(device: torch.device) -> None:
